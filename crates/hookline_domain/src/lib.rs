@@ -1,0 +1,23 @@
+//! Hookline's domain: the pure vocabulary every other crate speaks.
+//!
+//! Source configuration, key templates (how a dedup key, resource key and status are
+//! read out of a request), lifecycles (the forward-only status machine) and the event
+//! states. Nothing here does IO: no clock, no network, no environment, no files. That
+//! keeps the rules that decide "is this a duplicate?" and "may this status move?"
+//! testable as plain functions.
+
+mod config;
+mod lifecycle;
+mod request;
+mod secret;
+mod state;
+mod template;
+
+pub use config::{Algorithm, Encoding, SourceConfig};
+pub use lifecycle::{Lifecycle, LifecycleConfig, LifecycleError, Outcome};
+pub use request::{Headers, RequestParts};
+pub use secret::Secret;
+pub use state::{EventState, UnknownState};
+pub use template::{
+    MAX_RENDERED_BYTES, Template, TemplateError, TemplateInput, TemplateParseError,
+};

@@ -1,0 +1,417 @@
+use std::cell::OnceCell;
+
+use serde_json::Value;
+
+use crate::RequestParts;
+use crate::request::{form_value, percent_decode};
+
+/// Longest rendered key accepted. Keys are indexed; a pointer at a huge JSON value must
+/// be a client error, not an index failure.
+pub const MAX_RENDERED_BYTES: usize = 1024;
+
+/// A key template: literal text plus `{...}` parts that read the request.
+///
+/// Parts: `{json:/pointer}` (RFC 6901 into the JSON body), `{header:name}`, `{query:name}`,
+/// `{form:name}` (an `application/x-www-form-urlencoded` body), `{source}`. A part may list
+/// alternatives, `{header:webhook-id|header:svix-id}`, the first present one wins; a
+/// trailing `?` makes a part optional (renders empty when absent). `{{` and `}}` are
+/// literal braces. A part that is absent, null or empty makes rendering fail with its
+/// name, which the HTTP edge turns into a 400.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    text: String,
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Part {
+        alternatives: Vec<Lookup>,
+        optional: bool,
+        text: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lookup {
+    Json(String),
+    Header(String),
+    Query(String),
+    Form(String),
+    Source,
+}
+
+/// Why a template could not be parsed (a config error).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TemplateParseError {
+    /// A `{` without its `}`.
+    #[error("unclosed '{{' in template {0:?}")]
+    Unclosed(String),
+    /// A `}` with no `{` before it.
+    #[error("unmatched '}}' in template {0:?} (write '}}}}' for a literal brace)")]
+    Unmatched(String),
+    /// A part whose kind is not json, header, query, form or source.
+    #[error(
+        "unknown template part {{{0}}}: expected json:/pointer, header:name, query:name, form:name or source"
+    )]
+    UnknownPart(String),
+    /// A JSON pointer that does not start with `/`.
+    #[error("JSON pointer in {{{0}}} must start with '/'")]
+    BadPointer(String),
+}
+
+/// Why a template could not be rendered for one request (a client error).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TemplateError {
+    /// A part the template needs is absent, null or empty.
+    #[error("missing {0}")]
+    Missing(String),
+    /// The template reads JSON but the body is not a JSON document.
+    #[error("body is not valid JSON, needed for {0}")]
+    NotJson(String),
+    /// The rendered key is longer than [`MAX_RENDERED_BYTES`].
+    #[error("rendered key is longer than {MAX_RENDERED_BYTES} bytes")]
+    TooLong,
+}
+
+impl std::str::FromStr for Template {
+    type Err = TemplateParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut segments = Vec::new();
+        let mut literal = String::new();
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '{' if chars.peek().map(|(_, c)| *c) == Some('{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek().map(|(_, c)| *c) == Some('}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '}' => return Err(TemplateParseError::Unmatched(text.to_string())),
+                '{' => {
+                    let rest = &text[i + 1..];
+                    let end = rest
+                        .find('}')
+                        .ok_or_else(|| TemplateParseError::Unclosed(text.to_string()))?;
+                    let inner = &rest[..end];
+                    for _ in 0..inner.chars().count() + 1 {
+                        chars.next();
+                    }
+                    if !literal.is_empty() {
+                        segments.push(Segment::Literal(std::mem::take(&mut literal)));
+                    }
+                    segments.push(parse_part(inner)?);
+                }
+                c => literal.push(c),
+            }
+        }
+        if !literal.is_empty() {
+            segments.push(Segment::Literal(literal));
+        }
+        Ok(Template {
+            text: text.to_string(),
+            segments,
+        })
+    }
+}
+
+fn parse_part(inner: &str) -> Result<Segment, TemplateParseError> {
+    let (body, optional) = match inner.strip_suffix('?') {
+        Some(body) => (body, true),
+        None => (inner, false),
+    };
+    let alternatives = body
+        .split('|')
+        .map(|alt| {
+            let alt = alt.trim();
+            if alt == "source" {
+                return Ok(Lookup::Source);
+            }
+            let (kind, arg) = alt
+                .split_once(':')
+                .ok_or_else(|| TemplateParseError::UnknownPart(inner.to_string()))?;
+            if arg.is_empty() {
+                return Err(TemplateParseError::UnknownPart(inner.to_string()));
+            }
+            match kind {
+                "json" if arg.starts_with('/') => Ok(Lookup::Json(arg.to_string())),
+                "json" => Err(TemplateParseError::BadPointer(inner.to_string())),
+                "header" => Ok(Lookup::Header(arg.to_ascii_lowercase())),
+                "query" => Ok(Lookup::Query(arg.to_string())),
+                "form" => Ok(Lookup::Form(arg.to_string())),
+                _ => Err(TemplateParseError::UnknownPart(inner.to_string())),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Segment::Part {
+        alternatives,
+        optional,
+        text: inner.to_string(),
+    })
+}
+
+/// One request as the templates see it; the JSON body is parsed at most once, and only
+/// when a template asks for it.
+pub struct TemplateInput<'a> {
+    parts: RequestParts<'a>,
+    json: OnceCell<Option<Value>>,
+}
+
+impl<'a> TemplateInput<'a> {
+    /// Wraps the request parts.
+    pub fn new(parts: RequestParts<'a>) -> Self {
+        Self {
+            parts,
+            json: OnceCell::new(),
+        }
+    }
+
+    fn json(&self) -> Option<&Value> {
+        self.json
+            .get_or_init(|| serde_json::from_slice(self.parts.body).ok())
+            .as_ref()
+    }
+
+    /// The parsed JSON body, if the body is JSON (parsed at most once).
+    pub fn json_body(&self) -> Option<&Value> {
+        self.json()
+    }
+}
+
+impl Template {
+    /// The template as written in the config.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Renders the template for one request.
+    ///
+    /// # Errors
+    /// [`TemplateError`] naming the first part that is absent, or the body not being JSON
+    /// where a `{json:..}` part needs it, or the result being too long.
+    pub fn render(&self, input: &TemplateInput<'_>) -> Result<String, TemplateError> {
+        let mut out = String::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(text) => out.push_str(text),
+                Segment::Part {
+                    alternatives,
+                    optional,
+                    text,
+                } => {
+                    let mut found = None;
+                    let mut not_json = false;
+                    for lookup in alternatives {
+                        match lookup.read(input) {
+                            Ok(Some(v)) if !v.is_empty() => {
+                                found = Some(v);
+                                break;
+                            }
+                            Ok(_) => {}
+                            Err(NotJson) => not_json = true,
+                        }
+                    }
+                    match found {
+                        Some(v) => out.push_str(&v),
+                        None if *optional => {}
+                        None if not_json => return Err(TemplateError::NotJson(text.clone())),
+                        None => return Err(TemplateError::Missing(text.clone())),
+                    }
+                }
+            }
+            if out.len() > MAX_RENDERED_BYTES {
+                return Err(TemplateError::TooLong);
+            }
+        }
+        Ok(out)
+    }
+}
+
+struct NotJson;
+
+impl Lookup {
+    fn read(&self, input: &TemplateInput<'_>) -> Result<Option<String>, NotJson> {
+        let parts = &input.parts;
+        Ok(match self {
+            Lookup::Source => Some(parts.source.to_string()),
+            Lookup::Header(name) => parts.headers.get_str(name).map(str::to_string),
+            Lookup::Query(name) => form_value(parts.query, name),
+            Lookup::Form(name) => std::str::from_utf8(parts.body)
+                .ok()
+                .and_then(|body| form_value(body, name)),
+            Lookup::Json(pointer) => {
+                let json = input.json().ok_or(NotJson)?;
+                json.pointer(&decode_pointer(pointer)).and_then(scalar)
+            }
+        })
+    }
+}
+
+/// Pointers in config may be written percent-encoded (URI fragment style); accept both.
+fn decode_pointer(pointer: &str) -> String {
+    if pointer.contains('%') {
+        percent_decode(pointer, false)
+    } else {
+        pointer.to_string()
+    }
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Headers;
+
+    fn render(
+        template: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+        query: &str,
+    ) -> Result<String, TemplateError> {
+        let headers = Headers::new(
+            headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())),
+        );
+        let parts = RequestParts {
+            source: "apify",
+            headers: &headers,
+            query,
+            body,
+        };
+        template
+            .parse::<Template>()
+            .unwrap()
+            .render(&TemplateInput::new(parts))
+    }
+
+    #[test]
+    fn renders_json_pointers_headers_query_and_literals() {
+        let body = br#"{"eventType":"ACTOR.RUN.SUCCEEDED","eventData":{"actorRunId":"r1"},"n":7}"#;
+        assert_eq!(
+            render(
+                "{json:/eventData/actorRunId}:{json:/eventType}",
+                body,
+                &[],
+                ""
+            )
+            .unwrap(),
+            "r1:ACTOR.RUN.SUCCEEDED"
+        );
+        assert_eq!(
+            render("{source}-{json:/n}", body, &[], "").unwrap(),
+            "apify-7"
+        );
+        assert_eq!(
+            render(
+                "d:{header:X-Apify-Webhook-Dispatch-Id}",
+                body,
+                &[("x-apify-webhook-dispatch-id", "d1")],
+                ""
+            )
+            .unwrap(),
+            "d:d1"
+        );
+        assert_eq!(
+            render("{query:run}", b"", &[], "a=1&run=r%2F2").unwrap(),
+            "r/2"
+        );
+        assert_eq!(render("{{literal}}", b"", &[], "").unwrap(), "{literal}");
+    }
+
+    #[test]
+    fn a_missing_part_is_named_in_the_error() {
+        let err = render(
+            "{json:/eventData/actorRunId}",
+            br#"{"eventData":{}}"#,
+            &[],
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TemplateError::Missing("json:/eventData/actorRunId".into())
+        );
+        assert_eq!(err.to_string(), "missing json:/eventData/actorRunId");
+        assert_eq!(
+            render("{header:webhook-id}", b"", &[], "").unwrap_err(),
+            TemplateError::Missing("header:webhook-id".into())
+        );
+        assert_eq!(
+            render("{json:/id}", br#"{"id":null}"#, &[], "").unwrap_err(),
+            TemplateError::Missing("json:/id".into())
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_reported_as_such() {
+        for body in [&b"not json"[..], b"", b"\xff\xfe"] {
+            assert_eq!(
+                render("{json:/id}", body, &[], "").unwrap_err(),
+                TemplateError::NotJson("json:/id".into())
+            );
+        }
+    }
+
+    #[test]
+    fn alternatives_take_the_first_present_and_optional_parts_may_be_absent() {
+        assert_eq!(
+            render(
+                "{header:webhook-id|header:svix-id}",
+                b"",
+                &[("svix-id", "m1")],
+                ""
+            )
+            .unwrap(),
+            "m1"
+        );
+        assert_eq!(render("{header:a?}x", b"", &[], "").unwrap(), "x");
+        assert_eq!(
+            render("{form:CallSid}", b"CallSid=CA1&CallStatus=ringing", &[], "").unwrap(),
+            "CA1"
+        );
+    }
+
+    #[test]
+    fn overlong_keys_are_rejected() {
+        let body = format!(r#"{{"id":"{}"}}"#, "x".repeat(MAX_RENDERED_BYTES + 1));
+        assert_eq!(
+            render("{json:/id}", body.as_bytes(), &[], "").unwrap_err(),
+            TemplateError::TooLong
+        );
+    }
+
+    #[test]
+    fn malformed_templates_are_config_errors() {
+        assert!(matches!(
+            "{json:/a".parse::<Template>(),
+            Err(TemplateParseError::Unclosed(_))
+        ));
+        assert!(matches!(
+            "a}".parse::<Template>(),
+            Err(TemplateParseError::Unmatched(_))
+        ));
+        assert!(matches!(
+            "{cookie:a}".parse::<Template>(),
+            Err(TemplateParseError::UnknownPart(_))
+        ));
+        assert!(matches!(
+            "{json:a}".parse::<Template>(),
+            Err(TemplateParseError::BadPointer(_))
+        ));
+    }
+}
