@@ -1,1 +1,28 @@
-//! hookline_db
+//! PostgreSQL access for Hookline: the schema, one free async function per query, the
+//! connection pool and the embedded migrations.
+//!
+//! This is the only crate that names tables. Every query function takes
+//! `&mut AsyncPgConnection`; the caller owns the transaction. Each function's doc line
+//! states its locking or idempotency contract, because those contracts are what make
+//! "exactly one stored event" and "exactly one effect" true under concurrency.
+
+mod admin;
+mod error;
+mod events;
+mod models;
+mod pool;
+mod resources;
+pub mod schema;
+
+pub use admin::{
+    EventFilter, ResourceView, TransitionView, find_event, find_events, find_resource, force_status,
+};
+pub use diesel_async::AsyncPgConnection;
+pub use error::{DbError, is_retryable};
+pub use events::{
+    InsertResult, NewEvent, OutboxEntry, claim_outbox, insert_events, finish_event, lock_event,
+    mark_published, record_attempt_failure,
+};
+pub use models::{Event, EventHead};
+pub use pool::{Pool, PooledConnection, connect, create_pool, ping, run_migrations};
+pub use resources::{TransitionRecord, lock_resource, record_transition};

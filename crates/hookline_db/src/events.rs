@@ -1,0 +1,278 @@
+use base64::Engine;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Bytea, Jsonb, Nullable, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use hookline_domain::Headers;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::schema::events;
+use crate::{DbError, EventHead};
+
+/// An event as ingest is about to store it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Pre-generated id (UUIDv7): it becomes the event's id if this row wins the insert.
+    pub id: Uuid,
+    /// Source name.
+    pub source: String,
+    /// Rendered dedup key.
+    pub dedup_key: String,
+    /// Rendered resource key.
+    pub resource_key: Option<String>,
+    /// Rendered status.
+    pub status: Option<String>,
+    /// Headers in storage form ([`NewEvent::headers_json`]).
+    pub headers: serde_json::Value,
+    /// Raw query string.
+    pub query: String,
+    /// Raw body.
+    pub body: Vec<u8>,
+    /// W3C traceparent of the ingest request.
+    pub traceparent: Option<String>,
+}
+
+impl NewEvent {
+    /// Headers in their stored shape: `[{"name","value"}]` in arrival order, with
+    /// `value_base64` instead of `value` for values that are not UTF-8, so every byte
+    /// is kept.
+    pub fn headers_json(headers: &Headers) -> serde_json::Value {
+        headers
+            .iter()
+            .map(|(name, value)| match std::str::from_utf8(value) {
+                Ok(text) => serde_json::json!({ "name": name, "value": text }),
+                Err(_) => serde_json::json!({
+                    "name": name,
+                    "value_base64": base64::engine::general_purpose::STANDARD.encode(value),
+                }),
+            })
+            .collect()
+    }
+}
+
+/// What happened to one [`NewEvent`] of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsertResult {
+    /// The stored event's id: this row's own id if it was new, the first one's otherwise.
+    pub event_id: Uuid,
+    /// True if an event with the same `(source, dedup_key)` already existed (or came
+    /// earlier in the same batch).
+    pub duplicate: bool,
+}
+
+#[derive(QueryableByName)]
+struct InsertedId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct ExistingKey {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    source: String,
+    #[diesel(sql_type = Text)]
+    dedup_key: String,
+}
+
+/// Stores a batch of events with one `INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING`
+/// and returns, per input row in order, its event id and whether it was a duplicate.
+///
+/// Idempotency: exactly one row per `(source, dedup_key)` exists afterwards, whatever
+/// runs concurrently. A conflicting row still being inserted by another transaction is
+/// waited for, so a duplicate's answer never precedes the original's commit. Run it
+/// outside an explicit transaction: the insert commits on its own, and the look-up of
+/// duplicates runs as a second statement with a fresh snapshot that sees rows other
+/// transactions committed while the insert waited.
+///
+/// # Errors
+/// [`DbError`]; retryable when the database is unreachable.
+pub async fn insert_events(conn: &mut AsyncPgConnection, batch: &[NewEvent]) -> Result<Vec<InsertResult>, DbError> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inserted: Vec<InsertedId> = diesel::sql_query(
+        "INSERT INTO events (id, source, dedup_key, resource_key, status, headers, query, body, traceparent) \
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::bytea[], $9::text[]) \
+         ON CONFLICT (source, dedup_key) DO NOTHING RETURNING id",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(batch.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(batch.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(batch.iter().map(|e| e.dedup_key.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(batch.iter().map(|e| e.resource_key.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(batch.iter().map(|e| e.status.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(batch.iter().map(|e| &e.headers).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(batch.iter().map(|e| e.query.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Bytea>, _>(batch.iter().map(|e| e.body.as_slice()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(batch.iter().map(|e| e.traceparent.as_deref()).collect::<Vec<_>>())
+    .load(conn)
+    .await?;
+
+    let new_ids: std::collections::HashSet<Uuid> = inserted.into_iter().map(|r| r.id).collect();
+    let mut results: Vec<Option<InsertResult>> = batch
+        .iter()
+        .map(|e| {
+            new_ids.contains(&e.id).then_some(InsertResult {
+                event_id: e.id,
+                duplicate: false,
+            })
+        })
+        .collect();
+    if new_ids.len() == batch.len() {
+        return Ok(results.into_iter().flatten().collect());
+    }
+
+    let missing: Vec<&NewEvent> = batch.iter().filter(|e| !new_ids.contains(&e.id)).collect();
+    let existing: Vec<ExistingKey> = diesel::sql_query(
+        "SELECT e.id, e.source, e.dedup_key FROM events e \
+         JOIN unnest($1::text[], $2::text[]) AS k(source, dedup_key) USING (source, dedup_key)",
+    )
+    .bind::<Array<Text>, _>(missing.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(missing.iter().map(|e| e.dedup_key.as_str()).collect::<Vec<_>>())
+    .load(conn)
+    .await?;
+    let by_key: std::collections::HashMap<(&str, &str), Uuid> = existing
+        .iter()
+        .map(|k| ((k.source.as_str(), k.dedup_key.as_str()), k.id))
+        .collect();
+    for (slot, event) in results.iter_mut().zip(batch) {
+        if slot.is_none() {
+            let id = by_key
+                .get(&(event.source.as_str(), event.dedup_key.as_str()))
+                .copied()
+                // The conflicting row was deleted between the two statements (an operator
+                // purge): nothing is stored, so this must not be acknowledged as stored.
+                .ok_or_else(|| DbError::Unavailable("conflicting event vanished; retry".into()))?;
+            *slot = Some(InsertResult {
+                event_id: id,
+                duplicate: true,
+            });
+        }
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// Marks events as confirmed by the broker. Only `received` rows change, so a worker
+/// that already processed an event (it can be faster than the confirm) is never undone.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn mark_published(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<usize, DbError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::update(events::table)
+        .filter(events::id.eq_any(ids))
+        .filter(events::state.eq("received"))
+        .set((
+            events::state.eq("published"),
+            events::published_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?)
+}
+
+/// An event the outbox relay must (re)publish.
+#[derive(Debug, Clone, Queryable)]
+pub struct OutboxEntry {
+    /// Event id.
+    pub id: Uuid,
+    /// Source name.
+    pub source: String,
+    /// Trace context to carry on.
+    pub traceparent: Option<String>,
+}
+
+/// Claims up to `limit` events committed before `cutoff` and still unconfirmed, oldest
+/// first, with `FOR UPDATE SKIP LOCKED`: call it inside a transaction that publishes them
+/// and then [`mark_published`]s them; concurrent relays split the backlog instead of
+/// publishing it twice.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn claim_outbox(
+    conn: &mut AsyncPgConnection,
+    cutoff: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<OutboxEntry>, DbError> {
+    Ok(events::table
+        .filter(events::state.eq("received"))
+        .filter(events::received_at.lt(cutoff))
+        .order(events::received_at)
+        .limit(limit)
+        .select((events::id, events::source, events::traceparent))
+        .for_update()
+        .skip_locked()
+        .load(conn)
+        .await?)
+}
+
+/// Locks one event row (`FOR UPDATE`) for processing; `None` if it does not exist.
+/// Holding this lock is what makes two deliveries of one event apply once.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn lock_event(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<EventHead>, DbError> {
+    Ok(events::table
+        .find(id)
+        .select(EventHead::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Records a transient processing failure: bumps `attempts`, keeps the error, and moves
+/// the event to `dead` when `dead` is set. Final events (processed, failed) are left
+/// alone. Returns the new attempt count, if the row changed.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn record_attempt_failure(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    error: &str,
+    dead: bool,
+) -> Result<Option<i32>, DbError> {
+    let target = events::table
+        .filter(events::id.eq(id))
+        .filter(events::state.eq_any(["received", "published", "dead"]));
+    let query = diesel::update(target);
+    let attempts = if dead {
+        query
+            .set((
+                events::attempts.eq(events::attempts + 1),
+                events::last_error.eq(error),
+                events::state.eq("dead"),
+            ))
+            .returning(events::attempts)
+            .get_result(conn)
+            .await
+    } else {
+        query
+            .set((events::attempts.eq(events::attempts + 1), events::last_error.eq(error)))
+            .returning(events::attempts)
+            .get_result(conn)
+            .await
+    };
+    Ok(attempts.optional()?)
+}
+
+/// Marks an event finished: `processed`, or `failed` with a permanent `error`.
+/// Call it in the transaction that holds the event lock.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn finish_event(conn: &mut AsyncPgConnection, id: Uuid, error: Option<&str>) -> Result<(), DbError> {
+    let state = if error.is_some() { "failed" } else { "processed" };
+    diesel::update(events::table.find(id))
+        .set((
+            events::state.eq(state),
+            events::last_error.eq(error),
+            events::processed_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,63 @@
+use diesel::prelude::*;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::schema::events;
+
+/// A stored event, everything included (admin API, CLI, replay).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct Event {
+    /// Hookline's id for the event (UUIDv7, so ids sort by arrival).
+    pub id: Uuid,
+    /// The source name.
+    pub source: String,
+    /// The rendered deduplication key.
+    pub dedup_key: String,
+    /// The rendered resource key, if the source has one.
+    pub resource_key: Option<String>,
+    /// The status the event reports, if the source has a status template.
+    pub status: Option<String>,
+    /// `received | published | processed | failed | dead`.
+    pub state: String,
+    /// Request headers as stored (see the migration for the shape).
+    pub headers: serde_json::Value,
+    /// The raw query string.
+    pub query: String,
+    /// The raw body bytes.
+    pub body: Vec<u8>,
+    /// W3C trace context of the ingest request.
+    pub traceparent: Option<String>,
+    /// Processing attempts that failed transiently.
+    pub attempts: i32,
+    /// The last processing error, if any.
+    pub last_error: Option<String>,
+    /// When ingest committed it.
+    pub received_at: OffsetDateTime,
+    /// When the broker confirmed it.
+    pub published_at: Option<OffsetDateTime>,
+    /// When a worker finished with it.
+    pub processed_at: Option<OffsetDateTime>,
+}
+
+/// The columns a worker needs to process an event (no body, no headers).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct EventHead {
+    /// Event id.
+    pub id: Uuid,
+    /// Source name.
+    pub source: String,
+    /// Resource key, if any.
+    pub resource_key: Option<String>,
+    /// Reported status, if any.
+    pub status: Option<String>,
+    /// Current state.
+    pub state: String,
+    /// Failed attempts so far.
+    pub attempts: i32,
+    /// When ingest committed it.
+    pub received_at: OffsetDateTime,
+}

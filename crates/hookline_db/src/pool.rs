@@ -1,0 +1,92 @@
+use std::time::Duration;
+
+use diesel::{ConnectionError, sql_query};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::DbError;
+
+/// The connection pool every binary shares across its tasks.
+pub type Pool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
+/// A connection checked out of [`Pool`]; returns itself on drop.
+pub type PooledConnection = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// Arbitrary but fixed: every Hookline process that migrates takes this advisory lock, so
+/// replicas starting together apply each migration once.
+const MIGRATION_LOCK_KEY: i64 = 0x486f_6f6b_6c69_6e65; // "Hookline"
+
+/// Builds a pool of at most `size` connections. Connections are opened lazily, so this
+/// succeeds while the database is down; checkouts then fail fast with
+/// [`DbError::Unavailable`] and succeed again once it is back.
+///
+/// # Errors
+/// Only if the pool settings themselves are invalid.
+pub fn create_pool(url: &str, size: usize) -> Result<Pool, DbError> {
+    let mut config = ManagerConfig::default();
+    // A cheap liveness check on checkout: a connection killed by a database restart is
+    // replaced instead of failing the next batch.
+    config.recycling_method = RecyclingMethod::Verified;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(deadpool::Runtime::Tokio1)
+        // Bounded waits: a request or message waits at most this long for a connection,
+        // then gets a retryable error rather than hanging.
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(2)))
+        .build()
+        .map_err(|e| DbError::Unavailable(e.to_string()))
+}
+
+/// Opens one connection outside any pool (CLI, migrations, tests).
+///
+/// # Errors
+/// [`DbError::Unavailable`] if the database cannot be reached.
+pub async fn connect(url: &str) -> Result<AsyncPgConnection, DbError> {
+    AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e: ConnectionError| DbError::Unavailable(e.to_string()))
+}
+
+/// `SELECT 1` on a pooled connection: the readiness probe.
+///
+/// # Errors
+/// [`DbError`] if no connection can be had or the query fails.
+pub async fn ping(pool: &Pool) -> Result<(), DbError> {
+    let mut conn = pool.get().await?;
+    sql_query("SELECT 1").execute(&mut conn).await?;
+    Ok(())
+}
+
+/// Applies pending embedded migrations under a session advisory lock (concurrent
+/// starters wait, then find nothing left to do). Returns the versions applied.
+///
+/// # Errors
+/// [`DbError`] if the database is unreachable or a migration fails.
+pub async fn run_migrations(url: &str) -> Result<Vec<String>, DbError> {
+    let mut conn = connect(url).await?;
+    sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+        .execute(&mut conn)
+        .await?;
+    // The harness drives a sync API with block_in_place; a blocking thread makes that
+    // safe on any runtime flavour.
+    let (conn, result) = tokio::task::spawn_blocking(move || {
+        let mut harness = AsyncMigrationHarness::new(conn);
+        let result = harness
+            .run_pending_migrations(MIGRATIONS)
+            .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .map_err(|e| DbError::Migration(e.to_string()));
+        (harness.into_inner(), result)
+    })
+    .await
+    .map_err(|e| DbError::Migration(e.to_string()))?;
+    let mut conn = conn;
+    sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+        .execute(&mut conn)
+        .await?;
+    result
+}

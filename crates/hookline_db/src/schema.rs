@@ -1,0 +1,51 @@
+//! Diesel table definitions, kept in step with `migrations/` (a test checks every column
+//! against the migrated database).
+
+diesel::table! {
+    events (id) {
+        id -> Uuid,
+        source -> Text,
+        dedup_key -> Text,
+        resource_key -> Nullable<Text>,
+        status -> Nullable<Text>,
+        state -> Text,
+        headers -> Jsonb,
+        query -> Text,
+        body -> Bytea,
+        traceparent -> Nullable<Text>,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        received_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+        processed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    resources (source, resource_key) {
+        source -> Text,
+        resource_key -> Text,
+        status -> Nullable<Text>,
+        terminal -> Bool,
+        last_event_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    transitions (id) {
+        id -> Int8,
+        source -> Text,
+        resource_key -> Text,
+        event_id -> Nullable<Uuid>,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        outcome -> Text,
+        reason -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(events, resources, transitions);

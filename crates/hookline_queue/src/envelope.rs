@@ -1,0 +1,77 @@
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// AMQP header carrying the W3C trace context, so traces cross the queue.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// The message Hookline publishes: a pointer to a stored event, never its payload.
+/// Versioned so workers can refuse what they do not understand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Format version; this code writes and reads 1.
+    pub v: u32,
+    /// The event's id in PostgreSQL.
+    pub event_id: Uuid,
+    /// The event's source (for routing decisions and logs without a database read).
+    pub source: String,
+    /// W3C `traceparent` of the ingest request, when tracing is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// 1 for the first delivery; incremented on every scheduled retry.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+impl Envelope {
+    /// The envelope format this code writes.
+    pub const VERSION: u32 = 1;
+
+    /// A first-attempt envelope for `event_id`.
+    pub fn new(event_id: Uuid, source: impl Into<String>, traceparent: Option<String>) -> Self {
+        Self {
+            v: Self::VERSION,
+            event_id,
+            source: source.into(),
+            traceparent,
+            attempt: 1,
+        }
+    }
+
+    /// Serialises to JSON bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses a message body.
+    ///
+    /// # Errors
+    /// [`crate::QueueError::Malformed`] for anything that is not a version-1 envelope.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, crate::QueueError> {
+        let envelope: Envelope =
+            serde_json::from_slice(bytes).map_err(|e| crate::QueueError::Malformed(e.to_string()))?;
+        if envelope.v != Self::VERSION {
+            return Err(crate::QueueError::Malformed(format!(
+                "unsupported envelope version {}",
+                envelope.v
+            )));
+        }
+        Ok(envelope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_reject_other_versions() {
+        let e = Envelope::new(Uuid::now_v7(), "apify", Some("00-abc-def-01".into()));
+        assert_eq!(Envelope::from_bytes(&e.to_bytes()).unwrap(), e);
+        assert!(Envelope::from_bytes(br#"{"v":2,"event_id":"00000000-0000-0000-0000-000000000000","source":"x"}"#).is_err());
+        assert!(Envelope::from_bytes(b"garbage").is_err());
+    }
+}

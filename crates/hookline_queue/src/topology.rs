@@ -1,0 +1,154 @@
+use std::time::Duration;
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+use crate::QueueError;
+
+/// The names of everything Hookline declares, all starting with one prefix so several
+/// deployments (or tests) share a broker without seeing each other.
+///
+/// ```text
+/// {prefix}                 direct exchange, durable
+///   "work"            ->   {prefix}.work             quorum queue, consumed by workers
+///   "retry.{ms}"      ->   {prefix}.retry.{ms}ms     classic queue, TTL {ms}, dead-letters back to "work"
+///   "dead"            ->   {prefix}.dead             quorum queue, retries exhausted
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    prefix: String,
+}
+
+impl Topology {
+    /// The topology under `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    /// The exchange every message goes through.
+    pub fn exchange(&self) -> String {
+        self.prefix.clone()
+    }
+
+    /// The queue workers consume.
+    pub fn work_queue(&self) -> String {
+        format!("{}.work", self.prefix)
+    }
+
+    /// The dead-letter queue.
+    pub fn dead_queue(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+
+    /// The delay queue holding messages for `delay` before they return to work.
+    pub fn retry_queue(&self, delay: Duration) -> String {
+        format!("{}.retry.{}ms", self.prefix, delay.as_millis())
+    }
+
+    /// Routing key of the delay queue for `delay`.
+    pub fn retry_key(delay: Duration) -> String {
+        format!("retry.{}", delay.as_millis())
+    }
+
+    /// Declares the exchange, the work and dead queues and one delay queue per entry of
+    /// `delays`. Idempotent; fails if an existing queue was declared with other arguments.
+    ///
+    /// # Errors
+    /// [`QueueError`] if the broker refuses a declaration.
+    pub async fn declare(&self, channel: &Channel, delays: &[Duration]) -> Result<(), QueueError> {
+        let durable = QueueDeclareOptions {
+            // Survive broker restarts: the queue is the hand-off between committed events
+            // and workers.
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                self.exchange().into(),
+                ExchangeKind::Direct,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+
+        // Quorum: replicated and fsynced before the publisher confirm, the queue type
+        // RabbitMQ recommends when messages must not be lost.
+        let mut quorum = FieldTable::default();
+        quorum.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
+        for (queue, key) in [(self.work_queue(), "work"), (self.dead_queue(), "dead")] {
+            channel
+                .queue_declare(queue.as_str().into(), durable, quorum.clone())
+                .await?;
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    self.exchange().into(),
+                    key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+
+        for delay in delays {
+            // A delay queue nobody consumes: messages wait out the TTL, then RabbitMQ
+            // dead-letters them back to the work routing key. One queue per delay keeps
+            // every message in a queue at the same TTL, so none waits behind a longer one.
+            let mut args = FieldTable::default();
+            let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(LongString::from(self.exchange())),
+            );
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(LongString::from("work")),
+            );
+            let queue: ShortString = self.retry_queue(*delay).into();
+            channel.queue_declare(queue.clone(), durable, args).await?;
+            channel
+                .queue_bind(
+                    queue,
+                    self.exchange().into(),
+                    Self::retry_key(*delay).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The retry schedule for `max_attempts`: the delay after attempt 1, 2, ... up to
+/// `max_attempts - 1`, doubling from `base` and capped at `cap`.
+pub fn retry_delays(max_attempts: u32, base: Duration, cap: Duration) -> Vec<Duration> {
+    (0..max_attempts.saturating_sub(1))
+        .map(|n| base.saturating_mul(2u32.saturating_pow(n)).min(cap))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_share_the_prefix() {
+        let t = Topology::new("hl_test");
+        assert_eq!(t.work_queue(), "hl_test.work");
+        assert_eq!(t.dead_queue(), "hl_test.dead");
+        assert_eq!(t.retry_queue(Duration::from_millis(1500)), "hl_test.retry.1500ms");
+    }
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let d = retry_delays(5, Duration::from_secs(1), Duration::from_secs(5));
+        assert_eq!(d, [1, 2, 4, 5].map(Duration::from_secs));
+        assert!(retry_delays(1, Duration::from_secs(1), Duration::from_secs(5)).is_empty());
+    }
+}

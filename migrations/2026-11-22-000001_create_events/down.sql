@@ -1,0 +1,3 @@
+DROP TABLE transitions;
+DROP TABLE resources;
+DROP TABLE events;
