@@ -43,40 +43,65 @@ impl Sources {
         let mut lifecycles = BTreeMap::new();
         for name in Lifecycle::BUILTIN {
             if let Some(builtin) = Lifecycle::builtin(name) {
-                let lifecycle = Lifecycle::new(name, &builtin).map_err(|e| ConfigError::invalid(format!("lifecycles.{name}"), e.to_string()))?;
+                let lifecycle = Lifecycle::new(name, &builtin).map_err(|e| {
+                    ConfigError::invalid(format!("lifecycles.{name}"), e.to_string())
+                })?;
                 lifecycles.insert(name.to_string(), Arc::new(lifecycle));
             }
         }
         for (name, lc) in &config.lifecycles {
-            let lifecycle = Lifecycle::new(name, lc).map_err(|e| ConfigError::invalid(format!("lifecycles.{name}"), e.to_string()))?;
+            let lifecycle = Lifecycle::new(name, lc)
+                .map_err(|e| ConfigError::invalid(format!("lifecycles.{name}"), e.to_string()))?;
             lifecycles.insert(name.clone(), Arc::new(lifecycle));
         }
 
         let mut sources = BTreeMap::new();
         for (name, raw) in &config.sources {
             let key = |k: &str| format!("sources.{name}.{k}");
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) {
-                return Err(ConfigError::invalid(format!("sources.{name}"), "source names use letters, digits, '_' or '-'"));
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+            {
+                return Err(ConfigError::invalid(
+                    format!("sources.{name}"),
+                    "source names use letters, digits, '_' or '-'",
+                ));
             }
-            let resolved = hookline_providers::resolve(raw.clone()).map_err(|e| ConfigError::invalid(key(&e.key), e.message))?;
-            let verifier = Verifier::from_source(&resolved).map_err(|e| ConfigError::invalid(key(&e.key), e.message))?;
-            let template = |field: &str, text: &Option<String>| -> Result<Option<Template>, ConfigError> {
-                text.as_deref()
-                    .map(|t| t.parse::<Template>().map_err(|e| ConfigError::invalid(key(field), e.to_string())))
-                    .transpose()
-            };
-            let dedup_key = template("dedup_key", &resolved.dedup_key)?
-                .ok_or_else(|| ConfigError::invalid(key("dedup_key"), "missing (every source needs a dedup key template)"))?;
+            let resolved = hookline_providers::resolve(raw.clone())
+                .map_err(|e| ConfigError::invalid(key(&e.key), e.message))?;
+            let verifier = Verifier::from_source(&resolved)
+                .map_err(|e| ConfigError::invalid(key(&e.key), e.message))?;
+            let template =
+                |field: &str, text: &Option<String>| -> Result<Option<Template>, ConfigError> {
+                    text.as_deref()
+                        .map(|t| {
+                            t.parse::<Template>()
+                                .map_err(|e| ConfigError::invalid(key(field), e.to_string()))
+                        })
+                        .transpose()
+                };
+            let dedup_key = template("dedup_key", &resolved.dedup_key)?.ok_or_else(|| {
+                ConfigError::invalid(
+                    key("dedup_key"),
+                    "missing (every source needs a dedup key template)",
+                )
+            })?;
             let resource_key = template("resource_key", &resolved.resource_key)?;
             let status = template("status", &resolved.status)?;
             let lifecycle = match (&resource_key, &status, &resolved.lifecycle) {
                 (None, None, None) => None,
-                (Some(_), Some(_), Some(lc)) => Some(
-                    lifecycles
-                        .get(lc)
-                        .cloned()
-                        .ok_or_else(|| ConfigError::invalid(key("lifecycle"), format!("no lifecycle named {lc:?} (built in: {})", Lifecycle::BUILTIN.join(", "))))?,
-                ),
+                (Some(_), Some(_), Some(lc)) => {
+                    Some(lifecycles.get(lc).cloned().ok_or_else(|| {
+                        ConfigError::invalid(
+                            key("lifecycle"),
+                            format!(
+                                "no lifecycle named {lc:?} (built in: {})",
+                                Lifecycle::BUILTIN.join(", ")
+                            ),
+                        )
+                    })?)
+                }
                 _ => {
                     return Err(ConfigError::invalid(
                         key("lifecycle"),

@@ -11,6 +11,6 @@ mod settings;
 
 pub use compiled::{CompiledSource, Sources};
 pub use settings::{
-    AdminConfig, AmqpConfig, Config, ConfigError, DatabaseConfig, HttpConfig, IngestConfig, TelemetryConfig,
-    WorkerConfig,
+    AdminConfig, AmqpConfig, Config, ConfigError, DatabaseConfig, HttpConfig, IngestConfig,
+    TelemetryConfig, WorkerConfig,
 };

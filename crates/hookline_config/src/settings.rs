@@ -202,13 +202,18 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the key that is wrong.
     pub fn load() -> Result<(Config, Sources), ConfigError> {
-        let path = std::env::var("HOOKLINE_CONFIG").unwrap_or_else(|_| "config/hookline.toml".into());
+        let path =
+            std::env::var("HOOKLINE_CONFIG").unwrap_or_else(|_| "config/hookline.toml".into());
         if !Path::new(&path).exists() {
             return Err(ConfigError::Load(format!(
                 "config file {path} not found (set HOOKLINE_CONFIG; see config/hookline.example.toml)"
             )));
         }
-        Self::from_figment(Figment::from(Serialized::defaults(defaults())).merge(Toml::file(&path)).merge(env()))
+        Self::from_figment(
+            Figment::from(Serialized::defaults(defaults()))
+                .merge(Toml::file(&path))
+                .merge(env()),
+        )
     }
 
     /// Parses a TOML document (no environment), resolves `env:` secrets and validates.
@@ -216,7 +221,9 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the key that is wrong.
     pub fn from_toml(toml: &str) -> Result<(Config, Sources), ConfigError> {
-        Self::from_figment(Figment::from(Serialized::defaults(defaults())).merge(Toml::string(toml)))
+        Self::from_figment(
+            Figment::from(Serialized::defaults(defaults())).merge(Toml::string(toml)),
+        )
     }
 
     fn from_figment(figment: Figment) -> Result<(Config, Sources), ConfigError> {
@@ -235,7 +242,10 @@ impl Config {
     }
 
     /// Replaces every `env:NAME` secret by the variable's value.
-    fn resolve_env_secrets(&mut self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    fn resolve_env_secrets(
+        &mut self,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         let resolve = |key: String, value: &str| -> Result<String, ConfigError> {
             match value.strip_prefix("env:") {
                 None => Ok(value.to_string()),
@@ -251,7 +261,10 @@ impl Config {
         }
         for (name, source) in &mut self.sources {
             for (i, secret) in source.secrets.iter_mut().enumerate() {
-                *secret = Secret::new(resolve(format!("sources.{name}.secrets[{i}]"), secret.expose())?);
+                *secret = Secret::new(resolve(
+                    format!("sources.{name}.secrets[{i}]"),
+                    secret.expose(),
+                )?);
             }
         }
         Ok(())
@@ -263,8 +276,9 @@ impl Config {
             ("admin.addr", &self.admin.addr),
             ("worker.admin_addr", &self.worker.admin_addr),
         ] {
-            addr.parse::<std::net::SocketAddr>()
-                .map_err(|e| ConfigError::invalid(key, format!("{addr:?} is not host:port ({e})")))?;
+            addr.parse::<std::net::SocketAddr>().map_err(|e| {
+                ConfigError::invalid(key, format!("{addr:?} is not host:port ({e})"))
+            })?;
         }
         let positive = [
             ("http.max_body_bytes", self.http.max_body_bytes as u64),
@@ -279,7 +293,12 @@ impl Config {
                 return Err(ConfigError::invalid(key, "must be greater than 0"));
             }
         }
-        if self.admin.token.as_ref().is_some_and(|t| t.expose().is_empty()) {
+        if self
+            .admin
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose().is_empty())
+        {
             return Err(ConfigError::invalid("admin.token", "must not be empty"));
         }
         if !self
@@ -289,10 +308,16 @@ impl Config {
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
             || self.amqp.prefix.is_empty()
         {
-            return Err(ConfigError::invalid("amqp.prefix", "use letters, digits, '.', '_' or '-'"));
+            return Err(ConfigError::invalid(
+                "amqp.prefix",
+                "use letters, digits, '.', '_' or '-'",
+            ));
         }
         if !["auto", "json", "pretty"].contains(&self.telemetry.log_format.as_str()) {
-            return Err(ConfigError::invalid("telemetry.log_format", "expected auto, json or pretty"));
+            return Err(ConfigError::invalid(
+                "telemetry.log_format",
+                "expected auto, json or pretty",
+            ));
         }
         Ok(())
     }
@@ -367,8 +392,14 @@ mod tests {
             ("[http]\naddr = \"nope\"", "http.addr"),
             ("[worker]\nmax_attempts = 0", "worker.max_attempts"),
             ("[sources.x]\nverifier = \"token\"", "sources.x.secrets"),
-            ("[sources.x]\nverifier = \"token\"\nsecrets=[\"a\"]", "sources.x.dedup_key"),
-            ("[sources.x]\nverifier = \"token\"\nsecrets=[\"a\"]\ndedup_key=\"{json:/a\"", "sources.x.dedup_key"),
+            (
+                "[sources.x]\nverifier = \"token\"\nsecrets=[\"a\"]",
+                "sources.x.dedup_key",
+            ),
+            (
+                "[sources.x]\nverifier = \"token\"\nsecrets=[\"a\"]\ndedup_key=\"{json:/a\"",
+                "sources.x.dedup_key",
+            ),
             ("[sources.x]\npreset = \"nosuch\"", "sources.x.preset"),
             ("[sources.x]\nverifer = \"token\"", "verifer"),
             ("[amqp]\nprefix = \"a b\"", "amqp.prefix"),
@@ -379,7 +410,10 @@ mod tests {
             ("[lifecycles.l]\nranks = []", "lifecycles.l"),
         ] {
             let err = Config::from_toml(toml).unwrap_err().to_string();
-            assert!(err.contains(key), "{toml:?} gave {err:?}, expected it to name {key}");
+            assert!(
+                err.contains(key),
+                "{toml:?} gave {err:?}, expected it to name {key}"
+            );
         }
     }
 

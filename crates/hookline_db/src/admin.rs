@@ -41,7 +41,10 @@ pub struct EventFilter {
 ///
 /// # Errors
 /// [`DbError`].
-pub async fn find_events(conn: &mut AsyncPgConnection, filter: &EventFilter) -> Result<Vec<Event>, DbError> {
+pub async fn find_events(
+    conn: &mut AsyncPgConnection,
+    filter: &EventFilter,
+) -> Result<Vec<Event>, DbError> {
     let mut query = events::table.select(Event::as_select()).into_boxed();
     if let Some(source) = &filter.source {
         query = query.filter(events::source.eq(source));
@@ -171,25 +174,23 @@ pub async fn force_status(
 ) -> Result<Option<String>, DbError> {
     use diesel_async::AsyncConnection;
     conn.transaction::<_, DbError, _>(async |conn| {
-        {
-            let from = crate::lock_resource(conn, source, resource_key).await?;
-            crate::record_transition(
-                conn,
-                &crate::TransitionRecord {
-                    source,
-                    resource_key,
-                    event_id: None,
-                    from: from.as_deref(),
-                    to: status,
-                    outcome: hookline_domain::Outcome::Forced,
-                    terminal,
-                    reason: Some(reason),
-                    actor: Some(actor),
-                },
-            )
-            .await?;
-            Ok(from)
-        }
+        let from = crate::lock_resource(conn, source, resource_key).await?;
+        crate::record_transition(
+            conn,
+            &crate::TransitionRecord {
+                source,
+                resource_key,
+                event_id: None,
+                from: from.as_deref(),
+                to: status,
+                outcome: hookline_domain::Outcome::Forced,
+                terminal,
+                reason: Some(reason),
+                actor: Some(actor),
+            },
+        )
+        .await?;
+        Ok(from)
     })
     .await
 }

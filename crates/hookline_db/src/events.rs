@@ -88,7 +88,10 @@ struct ExistingKey {
 ///
 /// # Errors
 /// [`DbError`]; retryable when the database is unreachable.
-pub async fn insert_events(conn: &mut AsyncPgConnection, batch: &[NewEvent]) -> Result<Vec<InsertResult>, DbError> {
+pub async fn insert_events(
+    conn: &mut AsyncPgConnection,
+    batch: &[NewEvent],
+) -> Result<Vec<InsertResult>, DbError> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
@@ -128,8 +131,18 @@ pub async fn insert_events(conn: &mut AsyncPgConnection, batch: &[NewEvent]) -> 
         "SELECT e.id, e.source, e.dedup_key FROM events e \
          JOIN unnest($1::text[], $2::text[]) AS k(source, dedup_key) USING (source, dedup_key)",
     )
-    .bind::<Array<Text>, _>(missing.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(missing.iter().map(|e| e.dedup_key.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(
+        missing
+            .iter()
+            .map(|e| e.source.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(
+        missing
+            .iter()
+            .map(|e| e.dedup_key.as_str())
+            .collect::<Vec<_>>(),
+    )
     .load(conn)
     .await?;
     let by_key: std::collections::HashMap<(&str, &str), Uuid> = existing
@@ -213,7 +226,10 @@ pub async fn claim_outbox(
 ///
 /// # Errors
 /// [`DbError`].
-pub async fn lock_event(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<EventHead>, DbError> {
+pub async fn lock_event(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<EventHead>, DbError> {
     Ok(events::table
         .find(id)
         .select(EventHead::as_select())
@@ -251,7 +267,10 @@ pub async fn record_attempt_failure(
             .await
     } else {
         query
-            .set((events::attempts.eq(events::attempts + 1), events::last_error.eq(error)))
+            .set((
+                events::attempts.eq(events::attempts + 1),
+                events::last_error.eq(error),
+            ))
             .returning(events::attempts)
             .get_result(conn)
             .await
@@ -264,8 +283,16 @@ pub async fn record_attempt_failure(
 ///
 /// # Errors
 /// [`DbError`].
-pub async fn finish_event(conn: &mut AsyncPgConnection, id: Uuid, error: Option<&str>) -> Result<(), DbError> {
-    let state = if error.is_some() { "failed" } else { "processed" };
+pub async fn finish_event(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    error: Option<&str>,
+) -> Result<(), DbError> {
+    let state = if error.is_some() {
+        "failed"
+    } else {
+        "processed"
+    };
     diesel::update(events::table.find(id))
         .set((
             events::state.eq(state),

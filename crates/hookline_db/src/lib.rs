@@ -20,7 +20,7 @@ pub use admin::{
 pub use diesel_async::AsyncPgConnection;
 pub use error::{DbError, is_retryable};
 pub use events::{
-    InsertResult, NewEvent, OutboxEntry, claim_outbox, insert_events, finish_event, lock_event,
+    InsertResult, NewEvent, OutboxEntry, claim_outbox, finish_event, insert_events, lock_event,
     mark_published, record_attempt_failure,
 };
 pub use models::{Event, EventHead};

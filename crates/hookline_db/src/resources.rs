@@ -18,7 +18,10 @@ pub async fn lock_resource(
     resource_key: &str,
 ) -> Result<Option<String>, DbError> {
     Ok(diesel::insert_into(resources::table)
-        .values((resources::source.eq(source), resources::resource_key.eq(resource_key)))
+        .values((
+            resources::source.eq(source),
+            resources::resource_key.eq(resource_key),
+        ))
         .on_conflict((resources::source, resources::resource_key))
         .do_update()
         // A no-op assignment: the point is the row lock `DO UPDATE` takes.
@@ -57,7 +60,10 @@ pub struct TransitionRecord<'a> {
 ///
 /// # Errors
 /// [`DbError`].
-pub async fn record_transition(conn: &mut AsyncPgConnection, record: &TransitionRecord<'_>) -> Result<(), DbError> {
+pub async fn record_transition(
+    conn: &mut AsyncPgConnection,
+    record: &TransitionRecord<'_>,
+) -> Result<(), DbError> {
     if record.outcome.changes_status() {
         diesel::update(resources::table.find((record.source, record.resource_key)))
             .set((

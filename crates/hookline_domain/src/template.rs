@@ -73,6 +73,9 @@ pub enum TemplateError {
     /// The rendered key is longer than [`MAX_RENDERED_BYTES`].
     #[error("rendered key is longer than {MAX_RENDERED_BYTES} bytes")]
     TooLong,
+    /// A part holds a NUL character, which no key may contain (PostgreSQL text cannot).
+    #[error("{0} contains a NUL character")]
+    Nul(String),
 }
 
 impl std::str::FromStr for Template {
@@ -217,6 +220,9 @@ impl Template {
                         }
                     }
                     match found {
+                        Some(v) if v.contains('\0') => {
+                            return Err(TemplateError::Nul(text.clone()));
+                        }
                         Some(v) => out.push_str(&v),
                         None if *optional => {}
                         None if not_json => return Err(TemplateError::NotJson(text.clone())),
@@ -383,6 +389,14 @@ mod tests {
         assert_eq!(
             render("{form:CallSid}", b"CallSid=CA1&CallStatus=ringing", &[], "").unwrap(),
             "CA1"
+        );
+    }
+
+    #[test]
+    fn nul_characters_are_rejected() {
+        assert_eq!(
+            render("{json:/id}", br#"{"id":"a\u0000b"}"#, &[], "").unwrap_err(),
+            TemplateError::Nul("json:/id".into())
         );
     }
 

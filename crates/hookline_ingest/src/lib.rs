@@ -1,1 +1,16 @@
-//! hookline_ingest
+//! `hookline-ingest`: the front door providers call.
+//!
+//! A request is a pipeline: raw bytes -> verify the signature -> render the dedup and
+//! resource keys -> one group-committed `INSERT … ON CONFLICT DO NOTHING` -> answer 202
+//! (new) or 200 (duplicate), only after the commit. Publishing to RabbitMQ happens after
+//! the answer, from the committed rows, with publisher confirms; the outbox relay
+//! republishes anything committed but unconfirmed, so a broker outage loses nothing.
+
+mod admin;
+mod batcher;
+mod error;
+mod outbox;
+mod startup;
+mod webhook;
+
+pub use startup::Application;

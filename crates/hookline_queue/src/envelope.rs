@@ -51,8 +51,8 @@ impl Envelope {
     /// # Errors
     /// [`crate::QueueError::Malformed`] for anything that is not a version-1 envelope.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, crate::QueueError> {
-        let envelope: Envelope =
-            serde_json::from_slice(bytes).map_err(|e| crate::QueueError::Malformed(e.to_string()))?;
+        let envelope: Envelope = serde_json::from_slice(bytes)
+            .map_err(|e| crate::QueueError::Malformed(e.to_string()))?;
         if envelope.v != Self::VERSION {
             return Err(crate::QueueError::Malformed(format!(
                 "unsupported envelope version {}",
@@ -71,7 +71,12 @@ mod tests {
     fn envelopes_round_trip_and_reject_other_versions() {
         let e = Envelope::new(Uuid::now_v7(), "apify", Some("00-abc-def-01".into()));
         assert_eq!(Envelope::from_bytes(&e.to_bytes()).unwrap(), e);
-        assert!(Envelope::from_bytes(br#"{"v":2,"event_id":"00000000-0000-0000-0000-000000000000","source":"x"}"#).is_err());
+        assert!(
+            Envelope::from_bytes(
+                br#"{"v":2,"event_id":"00000000-0000-0000-0000-000000000000","source":"x"}"#
+            )
+            .is_err()
+        );
         assert!(Envelope::from_bytes(b"garbage").is_err());
     }
 }

@@ -1,7 +1,9 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer};
 use tokio::sync::Mutex;
@@ -51,7 +53,9 @@ pub async fn open_consumer(
     topology.declare(&channel, delays).await?;
     // Prefetch bounds what a crashed worker holds hostage (redelivered on its death) and
     // how much work sits in one process's memory.
-    channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
     let consumer = channel
         .basic_consume(
             topology.work_queue().into(),
@@ -112,7 +116,10 @@ impl Publisher {
             .is_some_and(|(c, ch)| c.status().connected() && ch.status().connected())
     }
 
-    async fn channel<'a>(&self, state: &'a mut Option<(Connection, Channel)>) -> Result<&'a Channel, QueueError> {
+    async fn channel<'a>(
+        &self,
+        state: &'a mut Option<(Connection, Channel)>,
+    ) -> Result<&'a Channel, QueueError> {
         let healthy = state
             .as_ref()
             .is_some_and(|(c, ch)| c.status().connected() && ch.status().connected());
@@ -121,7 +128,9 @@ impl Publisher {
             let connection = connect(&self.url, &self.name).await?;
             let channel = connection.create_channel().await?;
             self.topology.declare(&channel, &self.delays).await?;
-            channel.confirm_select(ConfirmSelectOptions::default()).await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
             *state = Some((connection, channel));
         }
         Ok(&state.as_ref().expect("set above").1)
@@ -134,12 +143,19 @@ impl Publisher {
     /// # Errors
     /// [`QueueError`] if any message is not confirmed; none of the batch should then be
     /// considered published (some may have been: consumers are idempotent).
-    pub async fn publish(&self, envelopes: &[Envelope], route: Route, expiration: Option<Duration>) -> Result<(), QueueError> {
+    pub async fn publish(
+        &self,
+        envelopes: &[Envelope],
+        route: Route,
+        expiration: Option<Duration>,
+    ) -> Result<(), QueueError> {
         if envelopes.is_empty() {
             return Ok(());
         }
         let mut state = self.state.lock().await;
-        let result = self.publish_locked(&mut state, envelopes, route, expiration).await;
+        let result = self
+            .publish_locked(&mut state, envelopes, route, expiration)
+            .await;
         if result.is_err() {
             // Start from a fresh connection next time; lapin channels do not recover from
             // every failure by themselves.
@@ -167,7 +183,10 @@ impl Publisher {
         for envelope in envelopes {
             let mut headers = FieldTable::default();
             if let Some(tp) = &envelope.traceparent {
-                headers.insert(TRACEPARENT_HEADER.into(), AMQPValue::LongString(LongString::from(tp.as_str())));
+                headers.insert(
+                    TRACEPARENT_HEADER.into(),
+                    AMQPValue::LongString(LongString::from(tp.as_str())),
+                );
             }
             let mut properties = BasicProperties::default()
                 // 2 = persistent: written to disk by the broker, survives its restart.
@@ -203,7 +222,10 @@ impl Publisher {
             match result? {
                 Confirmation::Ack(None) => {}
                 Confirmation::Ack(Some(returned)) => {
-                    return Err(QueueError::NotConfirmed(format!("returned: {}", returned.reply_text)));
+                    return Err(QueueError::NotConfirmed(format!(
+                        "returned: {}",
+                        returned.reply_text
+                    )));
                 }
                 Confirmation::Nack(_) => return Err(QueueError::NotConfirmed("nack".into())),
                 Confirmation::NotRequested => {

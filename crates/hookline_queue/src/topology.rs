@@ -23,7 +23,9 @@ pub struct Topology {
 impl Topology {
     /// The topology under `prefix`.
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        Self {
+            prefix: prefix.into(),
+        }
     }
 
     /// The exchange every message goes through.
@@ -78,7 +80,10 @@ impl Topology {
         // Quorum: replicated and fsynced before the publisher confirm, the queue type
         // RabbitMQ recommends when messages must not be lost.
         let mut quorum = FieldTable::default();
-        quorum.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
+        quorum.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from("quorum")),
+        );
         for (queue, key) in [(self.work_queue(), "work"), (self.dead_queue(), "dead")] {
             channel
                 .queue_declare(queue.as_str().into(), durable, quorum.clone())
@@ -142,7 +147,10 @@ mod tests {
         let t = Topology::new("hl_test");
         assert_eq!(t.work_queue(), "hl_test.work");
         assert_eq!(t.dead_queue(), "hl_test.dead");
-        assert_eq!(t.retry_queue(Duration::from_millis(1500)), "hl_test.retry.1500ms");
+        assert_eq!(
+            t.retry_queue(Duration::from_millis(1500)),
+            "hl_test.retry.1500ms"
+        );
     }
 
     #[test]

@@ -1,0 +1,119 @@
+use std::sync::Arc;
+use std::time::Instant;
+
+use hookline_db::{InsertResult, NewEvent, Pool, insert_events};
+use hookline_telemetry::names;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::outbox::Committed;
+
+/// One request waiting for its row to commit.
+struct Pending {
+    event: NewEvent,
+    reply: oneshot::Sender<Result<InsertResult, String>>,
+}
+
+/// Group commit: requests hand their row to [`Batcher::insert`], a few batcher tasks take
+/// whatever is queued (up to `batch_max`), store it with one statement, and answer each
+/// request only after that statement committed. Several tasks keep a batch in flight
+/// while the next one fills, so throughput is not bound by one round trip.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Batcher {
+    /// Starts `tasks` batcher tasks on `pool`; new events are announced on `committed`.
+    pub fn start(
+        pool: Pool,
+        batch_max: usize,
+        tasks: usize,
+        committed: mpsc::Sender<Committed>,
+    ) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
+        let (tx, rx) = mpsc::channel::<Pending>(batch_max * tasks * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        let handles = (0..tasks.max(1))
+            .map(|_| {
+                let rx = rx.clone();
+                let pool = pool.clone();
+                let committed = committed.clone();
+                tokio::spawn(async move { run(rx, pool, batch_max, committed).await })
+            })
+            .collect();
+        (Self { tx }, handles)
+    }
+
+    /// Stores `event` (or finds the existing one) and returns once committed.
+    ///
+    /// # Errors
+    /// The database error text when the batch could not be stored; nothing was stored
+    /// for this request then, so the caller must not acknowledge it.
+    pub async fn insert(&self, event: NewEvent) -> Result<InsertResult, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Pending { event, reply })
+            .await
+            .map_err(|_| "ingest is shutting down".to_string())?;
+        rx.await.map_err(|_| "batcher stopped".to_string())?
+    }
+}
+
+async fn run(
+    rx: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    pool: Pool,
+    batch_max: usize,
+    committed: mpsc::Sender<Committed>,
+) {
+    let mut batch = Vec::with_capacity(batch_max);
+    loop {
+        {
+            let mut rx = rx.lock().await;
+            // recv_many waits for at least one, then takes what is already queued.
+            if rx.recv_many(&mut batch, batch_max).await == 0 {
+                return; // every sender dropped: shutting down, and the queue is drained
+            }
+        }
+        let started = Instant::now();
+        let (rows, replies): (Vec<NewEvent>, Vec<_>) =
+            batch.drain(..).map(|p| (p.event, p.reply)).unzip();
+        let result = async {
+            let mut conn = pool.get().await?;
+            insert_events(&mut conn, &rows).await
+        }
+        .await;
+        metrics::histogram!(names::INGEST_BATCH_SIZE).record(rows.len() as f64);
+        match result {
+            Ok(results) => {
+                for ((row, reply), result) in rows.iter().zip(replies).zip(results) {
+                    if !result.duplicate {
+                        // Full queue: the outbox relay publishes it a little later instead.
+                        let _ = committed.try_send(Committed {
+                            event_id: result.event_id,
+                            source: row.source.clone(),
+                            traceparent: row.traceparent.clone(),
+                        });
+                    }
+                    let _ = reply.send(Ok(result));
+                }
+                tracing::trace!(
+                    rows = rows.len(),
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "batch committed"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, rows = rows.len(), "batch insert failed; answering 503");
+                let text = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(text.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// A fresh time-ordered event id.
+pub fn new_event_id() -> Uuid {
+    Uuid::now_v7()
+}

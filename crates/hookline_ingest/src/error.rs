@@ -1,0 +1,93 @@
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// Everything `POST /webhooks/{source}` can answer besides success. Each maps to one
+/// status code and a JSON body `{"error": <code>, "detail": <text>}`; nothing a client
+/// sends produces a 500.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// No source has this name.
+    #[error("unknown source")]
+    UnknownSource,
+    /// The body is larger than `http.max_body_bytes`.
+    #[error("body exceeds {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The signature or token did not verify.
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// A key template could not be rendered (missing part, body not JSON, too long).
+    #[error("{0}")]
+    BadPayload(String),
+    /// The database (or the request body stream) is unavailable: retry later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+impl WebhookError {
+    /// The machine-readable code, also the metrics `outcome` label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WebhookError::UnknownSource => "unknown_source",
+            WebhookError::PayloadTooLarge { .. } => "payload_too_large",
+            WebhookError::InvalidSignature(_) => "invalid_signature",
+            WebhookError::BadPayload(_) => "bad_payload",
+            WebhookError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// Seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+impl ResponseError for WebhookError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebhookError::UnknownSource => StatusCode::NOT_FOUND,
+            WebhookError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::InvalidSignature(_) => StatusCode::UNAUTHORIZED,
+            WebhookError::BadPayload(_) => StatusCode::BAD_REQUEST,
+            WebhookError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let detail = match self {
+            WebhookError::UnknownSource => None,
+            // Internal causes are logged, not sent: they may name hosts or users.
+            WebhookError::Unavailable(_) => {
+                Some("temporarily unavailable, retry later".to_string())
+            }
+            other => Some(other.to_string()),
+        };
+        let mut response = HttpResponse::build(self.status_code()).json(ErrorBody {
+            error: self.code(),
+            detail,
+        });
+        if matches!(self, WebhookError::Unavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+/// A JSON error body for the non-webhook routes (admin API, fallbacks).
+pub fn json_error(status: StatusCode, code: &str, detail: Option<String>) -> HttpResponse {
+    HttpResponse::build(status).json(ErrorBody {
+        error: code,
+        detail,
+    })
+}

@@ -1,0 +1,133 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel_async::AsyncConnection;
+use hookline_db::{DbError, Pool, claim_outbox, mark_published};
+use hookline_queue::{Envelope, Publisher, QueueError, Route};
+use hookline_telemetry::names;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+/// A row that just committed and should be published.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub event_id: Uuid,
+    pub source: String,
+    pub traceparent: Option<String>,
+}
+
+const PUBLISH_BATCH: usize = 512;
+
+/// Publishes freshly committed events as they arrive, in batches with confirms, then
+/// marks them published. A failed batch is simply dropped: its rows stay `received` and
+/// the relay republishes them.
+pub async fn run_publisher(
+    mut rx: mpsc::Receiver<Committed>,
+    publisher: Arc<Publisher>,
+    pool: Pool,
+) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let envelopes: Vec<Envelope> = batch
+            .drain(..)
+            .map(|c| Envelope::new(c.event_id, c.source, c.traceparent))
+            .collect();
+        if let Err(e) = publish_and_mark(&publisher, &pool, &envelopes).await {
+            tracing::warn!(error = %e, events = envelopes.len(), "publish failed; the outbox relay will retry");
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for PublishError {
+    fn from(e: diesel::result::Error) -> Self {
+        PublishError::Db(DbError::Query(e))
+    }
+}
+
+async fn publish_and_mark(
+    publisher: &Publisher,
+    pool: &Pool,
+    envelopes: &[Envelope],
+) -> Result<(), PublishError> {
+    publish_counted(publisher, envelopes).await?;
+    let ids: Vec<Uuid> = envelopes.iter().map(|e| e.event_id).collect();
+    let mut conn = pool.get().await.map_err(DbError::from)?;
+    mark_published(&mut conn, &ids).await?;
+    Ok(())
+}
+
+async fn publish_counted(publisher: &Publisher, envelopes: &[Envelope]) -> Result<(), QueueError> {
+    let result = publisher.publish(envelopes, Route::Work, None).await;
+    let label = if result.is_ok() { "ack" } else { "error" };
+    metrics::counter!(names::PUBLISH_CONFIRMS, "result" => label).increment(envelopes.len() as u64);
+    result
+}
+
+/// The outbox relay: every `interval`, republishes events committed more than `after` ago
+/// and still not confirmed (broker was down, the process died between commit and
+/// publish). Rows are claimed with `SKIP LOCKED` inside a transaction that holds them
+/// until the broker confirmed and they are marked, so concurrent relays (several ingest
+/// replicas) split the work. Stops when `stop` turns true.
+pub async fn run_relay(
+    publisher: Arc<Publisher>,
+    pool: Pool,
+    after: Duration,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        loop {
+            match relay_once(&publisher, &pool, after).await {
+                Ok(n) if n == RELAY_BATCH as usize => continue, // more backlog: go again now
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay pass failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+const RELAY_BATCH: i64 = 500;
+
+/// One relay pass; returns how many events it republished.
+async fn relay_once(
+    publisher: &Publisher,
+    pool: &Pool,
+    after: Duration,
+) -> Result<usize, PublishError> {
+    let mut conn = pool.get().await.map_err(DbError::from)?;
+    let cutoff = OffsetDateTime::now_utc() - after;
+    conn.transaction::<usize, PublishError, _>(async |conn| {
+        let claimed = claim_outbox(conn, cutoff, RELAY_BATCH).await?;
+        metrics::gauge!(names::OUTBOX_BACKLOG).set(claimed.len() as f64);
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let envelopes: Vec<Envelope> = claimed
+            .into_iter()
+            .map(|e| Envelope::new(e.id, e.source, e.traceparent))
+            .collect();
+        publish_counted(publisher, &envelopes).await?;
+        let ids: Vec<Uuid> = envelopes.iter().map(|e| e.event_id).collect();
+        mark_published(conn, &ids).await?;
+        metrics::counter!(names::OUTBOX_REPUBLISHED).increment(ids.len() as u64);
+        tracing::info!(events = ids.len(), "outbox relay republished events");
+        Ok(ids.len())
+    })
+    .await
+}

@@ -1,0 +1,172 @@
+use std::time::{Instant, SystemTime};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use hookline_config::{CompiledSource, Sources};
+use hookline_db::NewEvent;
+use hookline_domain::{Headers, RequestParts, TemplateInput};
+use hookline_telemetry::names;
+use serde::Serialize;
+
+use crate::batcher::{Batcher, new_event_id};
+use crate::error::WebhookError;
+
+/// What the webhook route needs, shared by every worker thread.
+pub struct WebhookState {
+    pub sources: Sources,
+    pub batcher: Batcher,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Serialize)]
+struct Accepted {
+    status: &'static str,
+    event_id: uuid::Uuid,
+    duplicate: bool,
+}
+
+/// `POST /webhooks/{source}`: verify, key, store, answer. No outbound call happens here;
+/// publishing follows the commit, off the request path.
+pub async fn receive(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<WebhookState>,
+) -> Result<HttpResponse, WebhookError> {
+    let started = Instant::now();
+    let source_name = path.into_inner();
+    let source = state.sources.get(&source_name);
+    // Unknown names share one label: arbitrary paths must not grow the metric series.
+    let label = source.map_or("unknown", |s| s.name.as_str()).to_string();
+    let result = match source {
+        None => Err(WebhookError::UnknownSource),
+        Some(source) => handle(&req, payload, source, &state).await,
+    };
+    let outcome = match &result {
+        Ok(a) if a.duplicate => "duplicate",
+        Ok(_) => "accepted",
+        Err(e) => e.code(),
+    };
+    metrics::counter!(names::INGEST_REQUESTS, "source" => label.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!(names::INGEST_LATENCY, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    match &result {
+        Ok(a) => {
+            tracing::debug!(webhook.source = %label, event.id = %a.event_id, duplicate = a.duplicate, "webhook stored")
+        }
+        Err(WebhookError::Unavailable(cause)) => {
+            tracing::warn!(webhook.source = %label, error = %cause, "webhook refused: database unavailable")
+        }
+        Err(e) => {
+            tracing::info!(webhook.source = %label, error = e.code(), detail = %e, "webhook rejected")
+        }
+    }
+    let accepted = result?;
+    let status = if accepted.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok(HttpResponse::build(status).json(accepted))
+}
+
+async fn handle(
+    req: &HttpRequest,
+    payload: web::Payload,
+    source: &CompiledSource,
+    state: &WebhookState,
+) -> Result<Accepted, WebhookError> {
+    let body = read_body(req, payload, state.max_body_bytes).await?;
+    let headers = Headers::new(
+        req.headers()
+            .iter()
+            .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec())),
+    );
+    let parts = RequestParts {
+        source: &source.name,
+        headers: &headers,
+        query: req.query_string(),
+        body: &body,
+    };
+    // Verify on the raw bytes before anything parses them.
+    let verified = source
+        .verifier
+        .verify(parts, SystemTime::now())
+        .map_err(|e| WebhookError::InvalidSignature(e.to_string()))?;
+
+    let input = TemplateInput::new(verified.parts());
+    let render = |field: &str, template: &hookline_domain::Template| {
+        template
+            .render(&input)
+            .map_err(|e| WebhookError::BadPayload(format!("{field}: {e}")))
+    };
+    let dedup_key = render("dedup_key", &source.dedup_key)?;
+    let resource_key = source
+        .resource_key
+        .as_ref()
+        .map(|t| render("resource_key", t))
+        .transpose()?;
+    let status = source
+        .status
+        .as_ref()
+        .map(|t| render("status", t))
+        .transpose()?;
+    drop(input);
+
+    let event = NewEvent {
+        id: new_event_id(),
+        source: source.name.clone(),
+        dedup_key,
+        resource_key,
+        status,
+        headers: NewEvent::headers_json(&headers),
+        query: req.query_string().to_string(),
+        body,
+        traceparent: headers.get_str("traceparent").map(str::to_string),
+    };
+    let stored = state
+        .batcher
+        .insert(event)
+        .await
+        .map_err(WebhookError::Unavailable)?;
+    Ok(Accepted {
+        status: if stored.duplicate {
+            "duplicate"
+        } else {
+            "accepted"
+        },
+        event_id: stored.event_id,
+        duplicate: stored.duplicate,
+    })
+}
+
+/// Reads the body, refusing (413) as soon as it is known to exceed `limit`: from
+/// `Content-Length` before reading anything, or after at most `limit` bytes of a chunked
+/// stream. Never buffers more than the limit.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, WebhookError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(WebhookError::PayloadTooLarge { limit });
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| WebhookError::BadPayload(format!("could not read body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(WebhookError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
