@@ -3,14 +3,32 @@
 //! Ingest calls [`Verifier::verify`] on the raw request bytes before anything parses the
 //! body. Every scheme is a pure function of (headers, query, body, now): no clock, no IO,
 //! so each is tested with the providers' own published vectors and a frozen clock.
-//! Secrets are compared in constant time. [`preset`] holds each provider's documented
-//! defaults (headers, dedup key, resource key, lifecycle) that a `preset = "..."` source fills.
+//! Secrets are compared in constant time, several secrets at once mean rotation (any one
+//! matches), and errors never carry a secret or an expected signature. [`preset`] holds
+//! each provider's documented defaults (headers, dedup key, resource key, lifecycle) that
+//! a `preset = "..."` source fills. `docs/providers.md` documents each provider.
 
+mod crypto;
 mod error;
+mod flutterwave;
+mod form;
+mod generic;
+mod github;
+mod input;
+mod paystack;
 mod presets;
+mod retell;
+mod shopify;
+mod slack;
+mod standard_webhooks;
+mod stripe;
 mod token;
+mod twilio;
 mod verifier;
+
+#[cfg(test)]
+mod tests;
 
 pub use error::{ConfigError, VerifyError};
 pub use presets::{PRESETS, preset, resolve};
-pub use verifier::{Verified, Verifier};
+pub use verifier::{VERIFIERS, Verified, Verifier};

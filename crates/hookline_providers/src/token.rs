@@ -1,88 +1,70 @@
+//! `verifier = "token"` (alias `apify`): a shared secret presented as is, for providers
+//! that do not sign (Apify). Weaker than a signature: the body is not covered, so use it
+//! only over TLS and rotate the token if a request log may have leaked it.
+
 use std::time::SystemTime;
 
-use hookline_domain::{RequestParts, Secret, SourceConfig};
-use subtle::ConstantTimeEq;
+use hookline_domain::{RequestParts, SourceConfig};
 
-use crate::{ConfigError, VerifyError};
+use crate::crypto::Keys;
+use crate::verifier::Scheme;
+use crate::{VerifyError, form, input};
 
-/// Shared-secret token, for providers that do not sign (Apify): the token arrives in a
-/// header (`token_header`) or in the `?token=` query parameter.
+/// Header the token is read from unless `token_header` says otherwise.
+pub(crate) const DEFAULT_HEADER: &str = "x-hookline-token";
+
+/// The query parameter accepted when the header is absent.
+const QUERY_PARAM: &str = "token";
+
+/// Shared-secret token in a header (`token_header`) or in the `?token=` query parameter.
 #[derive(Debug, Clone)]
 pub struct TokenVerifier {
     header: String,
-    secrets: Vec<Secret>,
+    keys: Keys,
 }
 
 impl TokenVerifier {
-    pub(crate) fn from_source(config: &SourceConfig) -> Result<Self, ConfigError> {
-        if config.secrets.is_empty() || config.secrets.iter().any(|s| s.expose().is_empty()) {
-            return Err(ConfigError::new(
-                "secrets",
-                "at least one non-empty secret is required",
-            ));
-        }
+    pub(crate) fn from_source(config: &SourceConfig) -> Result<Self, crate::ConfigError> {
         Ok(Self {
-            header: config
-                .token_header
-                .clone()
-                .unwrap_or_else(|| "x-hookline-token".to_string())
-                .to_ascii_lowercase(),
-            secrets: config.secrets.clone(),
+            header: input::header_name(config.token_header.as_deref(), DEFAULT_HEADER),
+            keys: Keys::utf8(&config.secrets)?,
         })
     }
 
-    pub(crate) fn verify(
-        &self,
-        parts: &RequestParts<'_>,
-        _now: SystemTime,
-    ) -> Result<(), VerifyError> {
-        let query_token = query_param(parts.query, "token");
-        let presented: &[u8] = match (parts.headers.get(&self.header), query_token.as_deref()) {
-            (Some(header), _) => header,
-            (None, Some(query)) => query.as_bytes(),
-            (None, None) => {
-                return Err(VerifyError::Missing(format!(
-                    "{} header or token query parameter",
-                    self.header
-                )));
+    /// The token as presented: the header (an `Authorization` header may carry it as a
+    /// `Bearer` credential, which Apify's headers template makes easy), else `?token=`.
+    fn presented(&self, parts: &RequestParts<'_>) -> Option<Vec<u8>> {
+        match parts.headers.get(&self.header) {
+            Some(value) => {
+                let value = value.trim_ascii();
+                let token = match value.split_at_checked(7) {
+                    Some((scheme, rest))
+                        if self.header == "authorization"
+                            && scheme.eq_ignore_ascii_case(b"bearer ") =>
+                    {
+                        rest.trim_ascii()
+                    }
+                    _ => value,
+                };
+                Some(token.to_vec())
             }
-        };
-        // Check every secret (no early exit) so timing does not reveal which one matched.
-        let matched = self.secrets.iter().fold(subtle::Choice::from(0), |acc, s| {
-            acc | s.expose().as_bytes().ct_eq(presented)
-        });
-        if bool::from(matched) {
+            None => form::value(parts.query, QUERY_PARAM),
+        }
+    }
+}
+
+impl Scheme for TokenVerifier {
+    fn verify(&self, parts: &RequestParts<'_>, _now: SystemTime) -> Result<(), VerifyError> {
+        let presented = self.presented(parts).ok_or_else(|| {
+            VerifyError::Missing(format!(
+                "{} header or {QUERY_PARAM} query parameter",
+                self.header
+            ))
+        })?;
+        if self.keys.equals(&presented) {
             Ok(())
         } else {
             Err(VerifyError::Mismatch)
         }
     }
-}
-
-fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(
-                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                16,
-            ) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -2,8 +2,44 @@ use std::time::SystemTime;
 
 use hookline_domain::{RequestParts, SourceConfig};
 
+use crate::flutterwave::FlutterwaveVerifier;
+use crate::generic::HmacVerifier;
+use crate::github::GitHubVerifier;
+use crate::retell::RetellVerifier;
+use crate::standard_webhooks::StandardWebhooksVerifier;
+use crate::stripe::StripeVerifier;
 use crate::token::TokenVerifier;
-use crate::{ConfigError, VerifyError};
+use crate::twilio::TwilioVerifier;
+use crate::{ConfigError, VerifyError, paystack, shopify, slack};
+
+/// What every scheme does: decide whether one request is authentic at time `now`.
+///
+/// Implementations are pure (no clock, env or IO), read the body as raw bytes, compare in
+/// constant time and never put a secret or an expected signature into the error.
+pub(crate) trait Scheme {
+    /// Checks one request.
+    ///
+    /// # Errors
+    /// [`VerifyError`] saying what did not check out.
+    fn verify(&self, parts: &RequestParts<'_>, now: SystemTime) -> Result<(), VerifyError>;
+}
+
+/// The names `verifier` accepts.
+pub const VERIFIERS: &[&str] = &[
+    "token",
+    "apify",
+    "hmac",
+    "standard-webhooks",
+    "svix",
+    "stripe",
+    "github",
+    "shopify",
+    "slack",
+    "retell",
+    "paystack",
+    "twilio",
+    "flutterwave",
+];
 
 /// A request whose signature (or token) checked out. Only [`Verifier::verify`] makes one,
 /// so code that takes a `Verified` cannot be handed unverified bytes.
@@ -20,33 +56,75 @@ impl<'a> Verified<'a> {
 }
 
 /// One source's verifier, chosen by its `verifier` setting (enum dispatch: no allocation,
-/// no vtable on the request path).
+/// no vtable on the request path). `Debug` never prints key material.
 #[derive(Debug, Clone)]
 pub enum Verifier {
-    /// Shared token in a header or `?token=` (Apify, and anyone who cannot sign).
+    /// Shared token in a header or `?token=` (`token`, and `apify` for Apify, which does not sign).
     Token(TokenVerifier),
+    /// Configurable HMAC over configurable content (`hmac`; Refersion and the like).
+    Hmac(HmacVerifier),
+    /// Standard Webhooks / Svix (`standard-webhooks`, `svix`).
+    StandardWebhooks(StandardWebhooksVerifier),
+    /// Stripe's `Stripe-Signature` (`stripe`).
+    Stripe(StripeVerifier),
+    /// GitHub's `X-Hub-Signature-256` (`github`).
+    GitHub(GitHubVerifier),
+    /// Shopify's `X-Shopify-Hmac-Sha256` (`shopify`).
+    Shopify(HmacVerifier),
+    /// Slack's `v0` request signing (`slack`).
+    Slack(HmacVerifier),
+    /// Retell AI's `x-retell-signature` (`retell`).
+    Retell(RetellVerifier),
+    /// Paystack's `x-paystack-signature` (`paystack`).
+    Paystack(HmacVerifier),
+    /// Twilio's `X-Twilio-Signature` (`twilio`).
+    Twilio(TwilioVerifier),
+    /// Flutterwave's `flutterwave-signature` (v4) or `verif-hash` (v3) (`flutterwave`).
+    Flutterwave(FlutterwaveVerifier),
 }
 
 impl Verifier {
-    /// Builds the verifier a (preset-resolved) source asks for.
+    /// Builds the verifier a (preset-resolved) source asks for, checking its settings once
+    /// at start-up so that a bad source never reaches the request path.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the setting that is missing or invalid.
+    /// [`ConfigError`] naming the setting that is missing or invalid (`verifier`, `secrets`,
+    /// `signature_header`, `public_url`, ...).
     pub fn from_source(config: &SourceConfig) -> Result<Self, ConfigError> {
-        match config.verifier.as_deref() {
-            Some("token") => Ok(Verifier::Token(TokenVerifier::from_source(config)?)),
-            Some(other) => Err(ConfigError::new(
-                "verifier",
-                format!("unknown verifier {other:?}"),
-            )),
-            None => Err(ConfigError::new(
-                "verifier",
-                "missing (set verifier or preset)",
-            )),
-        }
+        Ok(match config.verifier.as_deref() {
+            Some("token" | "apify") => Verifier::Token(TokenVerifier::from_source(config)?),
+            Some("hmac") => Verifier::Hmac(HmacVerifier::from_source(config)?),
+            Some("standard-webhooks" | "svix") => {
+                Verifier::StandardWebhooks(StandardWebhooksVerifier::from_source(config)?)
+            }
+            Some("stripe") => Verifier::Stripe(StripeVerifier::from_source(config)?),
+            Some("github") => Verifier::GitHub(GitHubVerifier::from_source(config)?),
+            Some("shopify") => Verifier::Shopify(shopify::from_source(config)?),
+            Some("slack") => Verifier::Slack(slack::from_source(config)?),
+            Some("retell") => Verifier::Retell(RetellVerifier::from_source(config)?),
+            Some("paystack") => Verifier::Paystack(paystack::from_source(config)?),
+            Some("twilio") => Verifier::Twilio(TwilioVerifier::from_source(config)?),
+            Some("flutterwave") => Verifier::Flutterwave(FlutterwaveVerifier::from_source(config)?),
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "verifier",
+                    format!(
+                        "unknown verifier {other:?}; known: {}",
+                        VERIFIERS.join(", ")
+                    ),
+                ));
+            }
+            None => {
+                return Err(ConfigError::new(
+                    "verifier",
+                    "missing (set verifier or preset)",
+                ));
+            }
+        })
     }
 
-    /// Checks `parts` against the source's secrets at time `now`.
+    /// Checks `parts` against the source's secrets at time `now`. The caller passes the
+    /// clock in, which keeps verification a pure function.
     ///
     /// # Errors
     /// [`VerifyError`] saying what did not check out; the caller answers 401.
@@ -56,8 +134,18 @@ impl Verifier {
         now: SystemTime,
     ) -> Result<Verified<'a>, VerifyError> {
         match self {
-            Verifier::Token(v) => v.verify(&parts, now)?,
-        }
+            Verifier::Token(v) => v.verify(&parts, now),
+            Verifier::Hmac(v)
+            | Verifier::Shopify(v)
+            | Verifier::Slack(v)
+            | Verifier::Paystack(v) => v.verify(&parts, now),
+            Verifier::StandardWebhooks(v) => v.verify(&parts, now),
+            Verifier::Stripe(v) => v.verify(&parts, now),
+            Verifier::GitHub(v) => v.verify(&parts, now),
+            Verifier::Retell(v) => v.verify(&parts, now),
+            Verifier::Twilio(v) => v.verify(&parts, now),
+            Verifier::Flutterwave(v) => v.verify(&parts, now),
+        }?;
         Ok(Verified { parts })
     }
 }

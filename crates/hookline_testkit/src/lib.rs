@@ -5,6 +5,8 @@
 //! default `postgres://root@127.0.0.1:5432`; `HOOKLINE_TEST_AMQP_URL`, default
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`). Isolation comes from names, not mocks.
 
+mod proxy;
+
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,6 +16,8 @@ use hmac::{KeyInit, Mac};
 use hookline_config::{Config, Sources};
 use hookline_ingest::Application;
 use tokio::sync::watch;
+
+pub use proxy::Proxy;
 
 /// The server URL tests create their databases on (no database name).
 pub fn database_server_url() -> String {
@@ -36,6 +40,11 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// The same database reached through `proxy` (which must forward to PostgreSQL).
+    pub fn url_via(&self, proxy: &Proxy) -> String {
+        format!("postgres://root@{}/{}", proxy.addr, self.name)
+    }
+
     /// Creates `hl_test_<random>` and migrates it.
     ///
     /// # Panics

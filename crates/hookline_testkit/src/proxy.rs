@@ -1,0 +1,77 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+
+/// A TCP proxy a test can cut: "the database is down" (or the broker) for one test only,
+/// while every other test keeps using the shared server.
+pub struct Proxy {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    cut: broadcast::Sender<()>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Starts forwarding `127.0.0.1:<random>` to `target` (`host:port`).
+    ///
+    /// # Panics
+    /// If no local port can be bound.
+    pub async fn start(target: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut, _) = broadcast::channel(1);
+        let target = target.to_string();
+        let accept = tokio::spawn({
+            let up = up.clone();
+            let cut = cut.clone();
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        drop(inbound); // refused: connection closed at once
+                        continue;
+                    }
+                    let target = target.clone();
+                    let mut cut_rx = cut.subscribe();
+                    tokio::spawn(async move {
+                        let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = cut_rx.recv() => {}
+                        }
+                    });
+                }
+            }
+        });
+        Self {
+            addr,
+            up,
+            cut,
+            accept,
+        }
+    }
+
+    /// Cuts every open connection and refuses new ones.
+    pub fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        let _ = self.cut.send(());
+    }
+
+    /// Accepts connections again.
+    pub fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        let _ = self.cut.send(());
+    }
+}
