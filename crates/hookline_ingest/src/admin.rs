@@ -37,11 +37,11 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
         .body(state.metrics.render())
 }
 
-/// Checks `Authorization: Bearer <token>` in constant time; the admin API is off when no
-/// token is configured.
-fn authorize(req: &HttpRequest, state: &AdminState) -> Result<(), HttpResponse> {
+/// Checks `Authorization: Bearer <token>` in constant time and returns the refusal, if
+/// any; the admin API is off when no token is configured.
+fn deny(req: &HttpRequest, state: &AdminState) -> Option<HttpResponse> {
     let Some(token) = &state.token else {
-        return Err(json_error(
+        return Some(json_error(
             StatusCode::FORBIDDEN,
             "admin_api_disabled",
             Some("set admin.token to enable the admin API".into()),
@@ -54,9 +54,9 @@ fn authorize(req: &HttpRequest, state: &AdminState) -> Result<(), HttpResponse> 
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) && !presented.is_empty() {
-        Ok(())
+        None
     } else {
-        Err(json_error(
+        Some(json_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             Some("missing or wrong bearer token".into()),
@@ -110,7 +110,7 @@ async fn get_event(
     path: web::Path<String>,
     state: web::Data<AdminState>,
 ) -> HttpResponse {
-    if let Err(denied) = authorize(&req, &state) {
+    if let Some(denied) = deny(&req, &state) {
         return denied;
     }
     let Ok(id) = path.parse::<Uuid>() else {
@@ -148,12 +148,14 @@ async fn list_events(
     query: web::Query<ListQuery>,
     state: web::Data<AdminState>,
 ) -> HttpResponse {
-    if let Err(denied) = authorize(&req, &state) {
+    if let Some(denied) = deny(&req, &state) {
         return denied;
     }
     let q = query.into_inner();
-    if let Some(s) = &q.state {
-        if s.parse::<hookline_domain::EventState>().is_err() {
+    if let Some(s) = &q.state
+        && s.parse::<hookline_domain::EventState>().is_err()
+    {
+        {
             return json_error(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
@@ -185,7 +187,7 @@ async fn get_resource(
     path: web::Path<(String, String)>,
     state: web::Data<AdminState>,
 ) -> HttpResponse {
-    if let Err(denied) = authorize(&req, &state) {
+    if let Some(denied) = deny(&req, &state) {
         return denied;
     }
     let (source, key) = path.into_inner();

@@ -185,7 +185,16 @@ async fn bad_input_gets_a_clear_json_error_and_never_a_500() {
     let app = TestIngest::spawn(&toml).await;
     let ok_body = apify_body("run-x", "RUNNING");
 
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str, Option<&str>)> = vec![
+    // (source, headers, body, status, error code, text the detail must contain)
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Vec<u8>,
+        u16,
+        &'a str,
+        Option<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "nosuch",
             vec![TOKEN],
