@@ -1,1 +1,0 @@
-//! hookline_cli

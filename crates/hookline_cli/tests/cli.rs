@@ -1,0 +1,60 @@
+//! The `hookline` binary against a real database.
+
+use std::process::Command;
+
+fn hookline(config: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
+    cmd.env("HOOKLINE_CONFIG", config);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_applies_the_schema_once_and_then_reports_up_to_date() {
+    let server = std::env::var("HOOKLINE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432".into());
+    let name = format!("hl_test_cli_{}", std::process::id());
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        let status = Command::new("psql")
+            .args([&format!("{server}/postgres"), "-qc", &sql])
+            .status()
+            .expect("psql is installed with PostgreSQL");
+        assert!(status.success(), "{sql}");
+    }
+    let dir = std::env::temp_dir().join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hookline.toml");
+    std::fs::write(&config, format!("[database]\nurl = \"{server}/{name}\"\n")).unwrap();
+
+    let first = hookline(&config).arg("migrate").output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied"));
+    let second = hookline(&config).arg("migrate").output().unwrap();
+    assert!(second.status.success());
+    assert!(String::from_utf8_lossy(&second.stdout).contains("up to date"));
+}
+
+#[test]
+fn a_bad_config_fails_with_a_message_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("hl_cli_bad_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hookline.toml");
+    std::fs::write(&config, "[worker]\nmax_attempts = 0\n").unwrap();
+    let output = hookline(&config).arg("check-config").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("worker.max_attempts"), "{stderr}");
+
+    let missing = hookline(&dir.join("nope.toml"))
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}
