@@ -13,6 +13,6 @@ mod topology;
 
 pub use envelope::{Envelope, TRACEPARENT_HEADER};
 pub use error::QueueError;
-pub use lapin::{Channel, Connection, message::Delivery, options, types};
+pub use lapin::{BasicProperties, Channel, Connection, message::Delivery, options, types};
 pub use publisher::{Publisher, Route, connect, open_consumer};
 pub use topology::{Topology, retry_delays};

@@ -1,0 +1,22 @@
+//! The ceiling endpoint: what actix-web does with no database behind it.
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+async fn receive(body: web::Bytes) -> HttpResponse {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(_) => HttpResponse::Accepted().json(serde_json::json!({"status": "accepted"})),
+        Err(_) => HttpResponse::BadRequest().json(serde_json::json!({"error": "bad_payload"})),
+    }
+}
+
+/// Serves `POST /webhooks/{source}` until the process is killed.
+pub fn serve(addr: &str, workers: usize) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async {
+        HttpServer::new(|| App::new().route("/webhooks/{source}", web::post().to(receive)))
+            .workers(workers)
+            .bind(addr)?
+            .run()
+            .await
+    })?;
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! The webhook load generator.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use hdrhistogram::Histogram;
+use hmac::{KeyInit, Mac};
+use serde_json::json;
+
+use crate::http::{Conn, post};
+
+/// `hookline-bench load` options.
+#[derive(clap::Args, Clone)]
+pub struct LoadArgs {
+    /// Target `host:port`.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Source name (`POST /webhooks/{source}`).
+    #[arg(long, default_value = "bench")]
+    pub source: String,
+    /// How requests are authenticated: `token` (x-hookline-token header),
+    /// `standard-webhooks` (webhook-id/-timestamp/-signature), or `none`.
+    #[arg(long, default_value = "token")]
+    pub scheme: String,
+    /// The token, or the `whsec_…` secret.
+    #[arg(long, default_value = "bench-token")]
+    pub secret: String,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Seconds of load (ignored when --events is set).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Send exactly this many new (non-duplicate) events, then stop.
+    #[arg(long)]
+    pub events: Option<u64>,
+    /// Target request rate over all connections (default: as fast as answers come).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Fraction of requests that re-send an earlier event (re-signed, same id).
+    #[arg(long, default_value_t = 0.0)]
+    pub dup_ratio: f64,
+    /// Events sent (and not measured) before the run, for duplicates to draw on.
+    #[arg(long, default_value_t = 0)]
+    pub seed_events: u64,
+    /// Distinct resources the events spread over.
+    #[arg(long, default_value_t = 100)]
+    pub resources: u64,
+    /// Statuses drawn at random per event (shuffled order per resource).
+    #[arg(long, default_value = "READY,RUNNING,TIMING-OUT,SUCCEEDED")]
+    pub statuses: String,
+    /// Approximate body size in bytes.
+    #[arg(long, default_value_t = 459)]
+    pub body_bytes: usize,
+    /// Unique prefix of this run's event ids (default: random).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// End-to-end mode: wait until every accepted event is processed in this database.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// End-to-end mode: give up waiting after this many seconds.
+    #[arg(long, default_value_t = 300.0)]
+    pub wait_secs: f64,
+    /// A label copied into the JSON output.
+    #[arg(long, default_value = "")]
+    pub label: String,
+}
+
+struct Generator {
+    args: LoadArgs,
+    run: String,
+    statuses: Vec<String>,
+    next: AtomicU64,
+    key: Vec<u8>,
+    pad: String,
+}
+
+impl Generator {
+    fn request(&self, seq: u64) -> Vec<u8> {
+        let id = format!("{}-{seq}", self.run);
+        let resource = format!("{}-r{}", self.run, seq % self.args.resources.max(1));
+        let status = &self.statuses[fastrand::usize(..self.statuses.len())];
+        let body = json!({
+            "eventType": "ACTOR.RUN.UPDATE",
+            "eventData": {"actorRunId": resource},
+            "resource": {"status": status},
+            "id": id,
+            "pad": self.pad,
+        })
+        .to_string();
+        let mut headers: Vec<(&str, String)> = vec![("x-bench-id", id.clone())];
+        match self.args.scheme.as_str() {
+            "token" => headers.push(("x-hookline-token", self.args.secret.clone())),
+            "standard-webhooks" => {
+                let ts = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let mut mac =
+                    hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("any key length");
+                mac.update(format!("{id}.{ts}.").as_bytes());
+                mac.update(body.as_bytes());
+                let sig =
+                    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+                headers.push(("webhook-id", id));
+                headers.push(("webhook-timestamp", ts.to_string()));
+                headers.push(("webhook-signature", format!("v1,{sig}")));
+            }
+            _ => {}
+        }
+        post(
+            &format!("/webhooks/{}", self.args.source),
+            &headers,
+            body.as_bytes(),
+        )
+    }
+
+    /// A new event, or (with probability dup_ratio) an earlier one again.
+    fn pick(&self) -> Option<u64> {
+        let sent = self.next.load(Ordering::Relaxed);
+        if sent > 0 && fastrand::f64() < self.args.dup_ratio {
+            return Some(fastrand::u64(..sent));
+        }
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        match self.args.events {
+            Some(limit) if seq >= limit + self.args.seed_events => None,
+            _ => Some(seq),
+        }
+    }
+}
+
+struct ConnStats {
+    latency_us: Histogram<u64>,
+    statuses: BTreeMap<u16, u64>,
+    errors: u64,
+}
+
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let run = args
+        .run
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+    let key = match args.secret.strip_prefix("whsec_") {
+        Some(b64) => base64::engine::general_purpose::STANDARD.decode(b64)?,
+        None => args.secret.as_bytes().to_vec(),
+    };
+    let statuses: Vec<String> = args.statuses.split(',').map(str::to_string).collect();
+    anyhow::ensure!(!statuses.is_empty(), "--statuses is empty");
+    let pad = "x".repeat(args.body_bytes.saturating_sub(170));
+    let generator = Arc::new(Generator {
+        args: args.clone(),
+        run: run.clone(),
+        statuses,
+        next: AtomicU64::new(0),
+        key,
+        pad,
+    });
+
+    // Seed events for duplicates to draw on; not measured.
+    if args.seed_events > 0 {
+        let mut conn = Conn::new(&args.addr);
+        for _ in 0..args.seed_events {
+            let seq = generator.next.fetch_add(1, Ordering::Relaxed);
+            conn.send(&generator.request(seq)).await?;
+        }
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let started_wall = SystemTime::now();
+    let per_conn_interval = args
+        .rate
+        .map(|r| Duration::from_secs_f64(args.connections as f64 / r.max(0.001)));
+    let tasks: Vec<_> = (0..args.connections)
+        .map(|_| {
+            let generator = generator.clone();
+            let stop = stop.clone();
+            let addr = args.addr.clone();
+            tokio::spawn(async move {
+                let mut conn = Conn::new(&addr);
+                let mut stats = ConnStats {
+                    latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+                    statuses: BTreeMap::new(),
+                    errors: 0,
+                };
+                let mut ticker = per_conn_interval.map(|i| {
+                    let mut t = tokio::time::interval(i);
+                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    t
+                });
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(t) = ticker.as_mut() {
+                        t.tick().await;
+                    }
+                    let Some(seq) = generator.pick() else { break };
+                    let request = generator.request(seq);
+                    let sent = Instant::now();
+                    match conn.send(&request).await {
+                        Ok(status) => {
+                            let _ = stats
+                                .latency_us
+                                .record(sent.elapsed().as_micros().max(1) as u64);
+                            *stats.statuses.entry(status).or_default() += 1;
+                        }
+                        Err(_) => stats.errors += 1,
+                    }
+                }
+                stats
+            })
+        })
+        .collect();
+    if args.events.is_none() {
+        tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+        stop.store(true, Ordering::Relaxed);
+    }
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut errors = 0;
+    for task in tasks {
+        let stats = task.await?;
+        latency.add(&stats.latency_us)?;
+        for (status, n) in stats.statuses {
+            *statuses.entry(status).or_default() += n;
+        }
+        errors += stats.errors;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let total: u64 = statuses.values().sum();
+    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    let mut report = json!({
+        "label": args.label,
+        "run": run,
+        "connections": args.connections,
+        "duration_s": elapsed,
+        "requests": total,
+        "errors": errors,
+        "rps": total as f64 / elapsed,
+        "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": latency.max() as f64 / 1000.0},
+        "statuses": statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+    });
+    if let Some(url) = &args.database_url {
+        let accepted = statuses.get(&202).copied().unwrap_or(0) + args.seed_events;
+        let e2e = crate::e2e::wait_processed(
+            url,
+            &args.source,
+            &run,
+            accepted,
+            started_wall,
+            args.wait_secs,
+        )
+        .await?;
+        report["e2e"] = e2e;
+    }
+    println!("{report}");
+    eprintln!(
+        "{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, statuses {:?}, errors {}",
+        if args.label.is_empty() {
+            "load"
+        } else {
+            &args.label
+        },
+        total as f64 / elapsed,
+        ms(0.5),
+        ms(0.99),
+        latency.max() as f64 / 1000.0,
+        statuses,
+        errors
+    );
+    Ok(())
+}

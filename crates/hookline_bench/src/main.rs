@@ -1,0 +1,61 @@
+//! `hookline-bench`: the load generator and the ceiling probes behind `make bench`.
+//!
+//! * `load`: signed webhooks at a set concurrency (or rate), with a duplicate ratio,
+//!   resource fan-out and shuffled statuses; reports req/s, latency percentiles
+//!   (HdrHistogram) and status counts; with `--database-url` it then waits until every
+//!   accepted event is processed and reports processed events/s and received->processed
+//!   latency (end-to-end mode).
+//! * `hello-server`: the actix-web ceiling (parse JSON, answer 202, no database).
+//! * `amqp-publish`: the RabbitMQ ceiling (persistent messages, quorum queue, confirms).
+//!
+//! Every command prints one JSON object on stdout; `scripts/bench.sh` assembles them.
+
+mod amqp;
+mod e2e;
+mod hello;
+mod http;
+mod load;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "hookline-bench",
+    about = "Hookline load generator and ceiling probes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send webhooks and measure.
+    Load(Box<load::LoadArgs>),
+    /// Serve the hello-world ceiling endpoint until killed.
+    HelloServer {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:18080")]
+        addr: String,
+        /// actix worker threads.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// Publish persistent messages with confirms to a fresh quorum queue.
+    AmqpPublish(amqp::AmqpArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::HelloServer { addr, workers } => hello::serve(&addr, workers),
+        Command::Load(args) => runtime()?.block_on(load::run(*args)),
+        Command::AmqpPublish(args) => runtime()?.block_on(amqp::run(args)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
