@@ -1,6 +1,6 @@
 # Hookline: a thin index over scripts/*.sh. `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help up down test lint fmt ci services
+.PHONY: help up down test lint fmt ci services bench bench-smoke soak
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,6 +20,15 @@ lint: ## cargo fmt --check and clippy -D warnings
 
 fmt: ## Format the code
 	cargo fmt --all
+
+bench: ## Ceilings + Hookline figures from one run (~5 min), written to BENCHMARKS.md
+	@scripts/bench.sh
+
+bench-smoke: ## Every benchmark step for ~1 s (CI; figures meaningless), to .run/BENCHMARKS.smoke.md
+	@BENCH_SMOKE=1 BENCH_OUT=.run/BENCHMARKS.smoke.md scripts/bench.sh >/dev/null
+
+soak: ## hookline-ingest under steady load for 10 min; fails if its memory grows
+	@scripts/soak.sh
 
 services: ## Only make sure PostgreSQL and RabbitMQ are running
 	@scripts/ensure_services.sh

@@ -68,6 +68,13 @@ pub async fn open_consumer(
     Ok((connection, channel, consumer))
 }
 
+/// One message as it goes on the wire.
+struct Message<'a> {
+    body: Vec<u8>,
+    message_id: Option<String>,
+    traceparent: Option<&'a str>,
+}
+
 /// Publishes envelopes with publisher confirms, reconnecting lazily after any failure.
 ///
 /// A publish succeeds only when the broker has confirmed every message of the batch
@@ -149,12 +156,44 @@ impl Publisher {
         route: Route,
         expiration: Option<Duration>,
     ) -> Result<(), QueueError> {
-        if envelopes.is_empty() {
+        let messages: Vec<Message> = envelopes
+            .iter()
+            .map(|e| Message {
+                body: e.to_bytes(),
+                message_id: Some(e.event_id.to_string()),
+                traceparent: e.traceparent.as_deref(),
+            })
+            .collect();
+        self.publish_messages(&messages, route, expiration).await
+    }
+
+    /// Publishes raw bytes that are not an [`Envelope`] (a poison message on its way to
+    /// the dead-letter queue, kept for inspection), with the same confirm guarantee.
+    ///
+    /// # Errors
+    /// [`QueueError`] if the broker does not confirm it.
+    pub async fn publish_raw(&self, body: &[u8], route: Route) -> Result<(), QueueError> {
+        let message = Message {
+            body: body.to_vec(),
+            message_id: None,
+            traceparent: None,
+        };
+        self.publish_messages(std::slice::from_ref(&message), route, None)
+            .await
+    }
+
+    async fn publish_messages(
+        &self,
+        messages: &[Message<'_>],
+        route: Route,
+        expiration: Option<Duration>,
+    ) -> Result<(), QueueError> {
+        if messages.is_empty() {
             return Ok(());
         }
         let mut state = self.state.lock().await;
         let result = self
-            .publish_locked(&mut state, envelopes, route, expiration)
+            .publish_locked(&mut state, messages, route, expiration)
             .await;
         if result.is_err() {
             // Start from a fresh connection next time; lapin channels do not recover from
@@ -169,7 +208,7 @@ impl Publisher {
     async fn publish_locked(
         &self,
         state: &mut Option<(Connection, Channel)>,
-        envelopes: &[Envelope],
+        messages: &[Message<'_>],
         route: Route,
         expiration: Option<Duration>,
     ) -> Result<(), QueueError> {
@@ -179,21 +218,23 @@ impl Publisher {
             Route::Retry(delay) => Topology::retry_key(delay),
             Route::Dead => "dead".to_string(),
         };
-        let mut confirms = Vec::with_capacity(envelopes.len());
-        for envelope in envelopes {
+        let mut confirms = Vec::with_capacity(messages.len());
+        for message in messages {
             let mut headers = FieldTable::default();
-            if let Some(tp) = &envelope.traceparent {
+            if let Some(tp) = message.traceparent {
                 headers.insert(
                     TRACEPARENT_HEADER.into(),
-                    AMQPValue::LongString(LongString::from(tp.as_str())),
+                    AMQPValue::LongString(LongString::from(tp)),
                 );
             }
             let mut properties = BasicProperties::default()
                 // 2 = persistent: written to disk by the broker, survives its restart.
                 .with_delivery_mode(2)
                 .with_content_type("application/json".into())
-                .with_message_id(envelope.event_id.to_string().into())
                 .with_headers(headers);
+            if let Some(id) = &message.message_id {
+                properties = properties.with_message_id(id.as_str().into());
+            }
             if let Some(expiration) = expiration {
                 properties = properties.with_expiration(expiration.as_millis().to_string().into());
             }
@@ -207,7 +248,7 @@ impl Publisher {
                         mandatory: true,
                         ..BasicPublishOptions::default()
                     },
-                    &envelope.to_bytes(),
+                    &message.body,
                     properties,
                 )
                 .await?;

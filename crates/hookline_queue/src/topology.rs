@@ -11,7 +11,7 @@ use crate::QueueError;
 ///
 /// ```text
 /// {prefix}                 direct exchange, durable
-///   "work"            ->   {prefix}.work             quorum queue, consumed by workers
+///   "work"            ->   {prefix}.work             quorum queue, consumed by workers (dead-letters to "dead")
 ///   "retry.{ms}"      ->   {prefix}.retry.{ms}ms     classic queue, TTL {ms}, dead-letters back to "work"
 ///   "dead"            ->   {prefix}.dead             quorum queue, retries exhausted
 /// ```

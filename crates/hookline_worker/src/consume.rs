@@ -1,0 +1,476 @@
+//! The consume loop: takes deliveries off the work queue, runs the step for each in its
+//! own task, then acknowledges, schedules a retry or dead-letters.
+
+use std::any::Any;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::StreamExt;
+use hookline_db::{DbError, Pool, record_attempt_failure};
+use hookline_queue::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
+use hookline_queue::{Delivery, Envelope, Publisher, Route, Topology, open_consumer};
+use hookline_telemetry::names;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::schedule::{NextStep, RetryPolicy};
+use crate::{Deps, Outcome, ProcessError, process};
+
+/// How long a message whose retry could not be published waits before going back to the
+/// queue: without it a broker that refuses publishes would spin the message in a hot loop.
+const REQUEUE_PAUSE: Duration = Duration::from_secs(1);
+/// Upper bound on the best-effort failure bookkeeping, so a hung database cannot hold a
+/// message (and its concurrency slot) forever.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Closing politely waits for the broker's answer; a broker that is gone must not hold
+/// up a shutdown or a reconnect.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What every message task shares.
+pub(crate) struct Shared {
+    pub deps: Arc<Deps>,
+    pub publisher: Arc<Publisher>,
+    pub policy: RetryPolicy,
+}
+
+/// Where and how to consume.
+pub(crate) struct ConsumerSettings {
+    pub url: String,
+    pub topology: Topology,
+    pub concurrency: usize,
+    pub tag: String,
+    pub drain_timeout: Duration,
+}
+
+/// Consumes until `stop` turns true, reconnecting with jittered exponential backoff
+/// whenever the connection or channel is lost. Messages whose channel died before they
+/// were acknowledged are redelivered by the broker; the step is idempotent, so that is
+/// safe. On stop: cancels the consumer, waits (bounded) for in-flight messages to commit
+/// and be acknowledged, then closes the connection.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    settings: ConsumerSettings,
+    connected: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let concurrency = settings.concurrency.max(1);
+    // Prefetch already bounds one channel; the semaphore also bounds tasks left over from
+    // a channel that died (still finishing their transactions) plus the new channel's.
+    let slots = Arc::new(Semaphore::new(concurrency));
+    // Prefetch = concurrency: the broker never hands this process more messages than it
+    // can work on at once, so the rest stay in the queue for other replicas.
+    let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut backoff = reconnect_backoff();
+
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let opened = tokio::select! {
+            opened = open_consumer(
+                &settings.url,
+                &settings.topology,
+                shared.policy.delays(),
+                prefetch,
+                &settings.tag,
+            ) => opened,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let (connection, channel, mut consumer) = match opened {
+            Ok(session) => session,
+            Err(e) => {
+                let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot consume from the broker; will reconnect");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => continue,
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        };
+        backoff = reconnect_backoff();
+        connected.store(true, Ordering::SeqCst);
+        tracing::info!(
+            queue = %settings.topology.work_queue(),
+            prefetch,
+            "consuming the work queue"
+        );
+
+        let stopping = loop {
+            reap(&mut tasks);
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                _ = stop.wait_for(|s| *s) => break true,
+            };
+            let next = tokio::select! {
+                next = consumer.next() => next,
+                _ = stop.wait_for(|s| *s) => break true,
+            };
+            match next {
+                Some(Ok(delivery)) => {
+                    let shared = shared.clone();
+                    tasks.spawn(async move {
+                        handle(&shared, delivery).await;
+                        drop(slot);
+                    });
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "lost the broker connection; reconnecting");
+                    break false;
+                }
+                None => {
+                    tracing::warn!("the broker cancelled the consumer; reconnecting");
+                    break false;
+                }
+            }
+        };
+        connected.store(false, Ordering::SeqCst);
+
+        if stopping {
+            // Stop taking work first; messages lapin already prefetched but we never
+            // started stay unacknowledged and return to the queue when the channel closes.
+            if let Err(e) = channel
+                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+                .await
+            {
+                tracing::warn!(error = %e, "could not cancel the consumer");
+            }
+            // The channel must stay open while in-flight messages finish: their acks go
+            // through it.
+            drain(&mut tasks, settings.drain_timeout).await;
+            let close = async {
+                let _ = channel.close(200, "worker stopping".into()).await;
+                let _ = connection.close(200, "worker stopping".into()).await;
+            };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+            tracing::info!("consumer stopped");
+            return;
+        }
+        let _ =
+            tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, "reconnecting".into())).await;
+        let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    // Stopped while disconnected: tasks of a dead channel can still commit; their
+    // messages are redelivered and found final.
+    drain(&mut tasks, settings.drain_timeout).await;
+    tracing::info!("consumer stopped");
+}
+
+fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        // Jitter: replicas that lost the same broker do not reconnect in lockstep.
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Collects finished message tasks. `handle` isolates the step, so a panic here is a bug
+/// in the bookkeeping around it; its message stays unacknowledged until the channel
+/// closes, and is then redelivered.
+fn reap(tasks: &mut JoinSet<()>) {
+    while let Some(finished) = tasks.try_join_next() {
+        if let Err(e) = finished
+            && e.is_panic()
+        {
+            tracing::error!(error = %e, "a message task panicked outside the step");
+        }
+    }
+}
+
+/// Waits for in-flight messages, at most `timeout`; whatever is still running then is
+/// aborted (its message is unacknowledged, so the broker redelivers it).
+async fn drain(tasks: &mut JoinSet<()>, timeout: Duration) {
+    reap(tasks);
+    if tasks.is_empty() {
+        return;
+    }
+    tracing::info!(in_flight = tasks.len(), "waiting for in-flight messages");
+    let finished = tokio::time::timeout(timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            in_flight = tasks.len(),
+            timeout_secs = timeout.as_secs(),
+            "in-flight messages did not finish in time; they will be redelivered"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Everything that happens to one delivery. Never panics out: the step runs in its own
+/// task, and every result ends in an ack, or a nack that requeues.
+async fn handle(shared: &Shared, delivery: Delivery) {
+    let envelope = match Envelope::from_bytes(&delivery.data) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            // A poison message names no event we can read, so there is nothing to retry or
+            // record, and requeueing it would loop forever. It goes to the dead-letter queue
+            // as it came (an operator can inspect it); if even that fails, it is requeued.
+            tracing::warn!(error = %e, bytes = delivery.data.len(), "dead-lettering a message that is not a Hookline envelope");
+            metrics::counter!(names::WORKER_EVENTS, "source" => "unknown", "outcome" => "poison")
+                .increment(1);
+            if let Err(e) = shared
+                .publisher
+                .publish_raw(&delivery.data, Route::Dead)
+                .await
+            {
+                tracing::warn!(error = %e, "could not dead-letter a poison message; requeueing it");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                nack_requeue(&delivery, None).await;
+                return;
+            }
+            ack(&delivery, None).await;
+            return;
+        }
+    };
+    let deps = shared.deps.clone();
+    let step = envelope.clone();
+    match isolate(async move { process(&deps, &step).await }).await {
+        Ok(outcome) => {
+            observe(&envelope, &outcome);
+            ack(&delivery, Some(&envelope)).await;
+        }
+        Err(error) => settle_failure(shared, &delivery, &envelope, error).await,
+    }
+}
+
+/// Runs `step` in its own task so a panic fails one message (as a transient error, which
+/// is retried and eventually dead-lettered) instead of the worker.
+pub(crate) async fn isolate<F>(step: F) -> Result<Outcome, ProcessError>
+where
+    F: Future<Output = Result<Outcome, ProcessError>> + Send + 'static,
+{
+    match tokio::spawn(step).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(ProcessError::Transient(format!(
+            "processing panicked: {}",
+            panic_message(e.into_panic())
+        ))),
+        Err(_) => Err(ProcessError::Transient("processing was cancelled".into())),
+    }
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map_or_else(|| "unknown panic".to_string(), |s| (*s).to_string()),
+    }
+}
+
+/// Metrics and logs for a committed decision.
+fn observe(envelope: &Envelope, outcome: &Outcome) {
+    let source = envelope.source.clone();
+    metrics::counter!(names::WORKER_EVENTS, "source" => source.clone(), "outcome" => outcome.label())
+        .increment(1);
+    match outcome {
+        Outcome::Processed {
+            transition,
+            received_at,
+        } => {
+            let lag = (time::OffsetDateTime::now_utc() - *received_at).as_seconds_f64();
+            metrics::histogram!(names::WORKER_LAG, "source" => source.clone()).record(lag.max(0.0));
+            match transition {
+                Some(t) => {
+                    metrics::counter!(names::WORKER_TRANSITIONS, "source" => source, "outcome" => t.outcome.as_str())
+                        .increment(1);
+                    tracing::info!(
+                        webhook.source = %envelope.source,
+                        event.id = %envelope.event_id,
+                        attempt = envelope.attempt,
+                        resource.key = %t.resource_key,
+                        transition.from = t.from.as_deref().unwrap_or(""),
+                        transition.to = %t.to,
+                        transition.outcome = t.outcome.as_str(),
+                        "event processed: {}",
+                        t.outcome.as_str()
+                    );
+                }
+                None => tracing::info!(
+                    webhook.source = %envelope.source,
+                    event.id = %envelope.event_id,
+                    attempt = envelope.attempt,
+                    "event processed (source tracks no resources)"
+                ),
+            }
+        }
+        Outcome::Redelivered { state } => tracing::info!(
+            webhook.source = %envelope.source,
+            event.id = %envelope.event_id,
+            attempt = envelope.attempt,
+            event.state = %state,
+            "event already final; acknowledging the redelivery"
+        ),
+        Outcome::Failed { reason } => tracing::warn!(
+            webhook.source = %envelope.source,
+            event.id = %envelope.event_id,
+            attempt = envelope.attempt,
+            error = %reason,
+            "event failed permanently; not retrying"
+        ),
+        Outcome::Missing => tracing::warn!(
+            webhook.source = %envelope.source,
+            event.id = %envelope.event_id,
+            attempt = envelope.attempt,
+            "no such event in the database; acknowledging"
+        ),
+    }
+}
+
+/// A failed attempt: publish the message to its retry delay (or the dead-letter queue)
+/// with confirms, note the failure on the event, then ack the original. If the publish is
+/// not confirmed the original goes back to the queue instead: it is never lost.
+async fn settle_failure(
+    shared: &Shared,
+    delivery: &Delivery,
+    envelope: &Envelope,
+    error: ProcessError,
+) {
+    let next = shared.policy.after_failure(envelope.attempt, &error);
+    let published = match next {
+        NextStep::Retry { delay, expiration } => {
+            let retry = Envelope {
+                attempt: envelope.attempt.saturating_add(1),
+                ..envelope.clone()
+            };
+            shared
+                .publisher
+                .publish(&[retry], Route::Retry(delay), Some(expiration))
+                .await
+        }
+        NextStep::Dead => {
+            shared
+                .publisher
+                .publish(std::slice::from_ref(envelope), Route::Dead, None)
+                .await
+        }
+    };
+    if let Err(e) = published {
+        tracing::warn!(
+            webhook.source = %envelope.source,
+            event.id = %envelope.event_id,
+            attempt = envelope.attempt,
+            error = %error,
+            publish_error = %e,
+            "could not schedule the retry; returning the message to the queue"
+        );
+        tokio::time::sleep(REQUEUE_PAUSE).await;
+        nack_requeue(delivery, Some(envelope)).await;
+        return;
+    }
+    let source = envelope.source.clone();
+    match next {
+        NextStep::Retry { delay, .. } => {
+            metrics::counter!(names::WORKER_EVENTS, "source" => source.clone(), "outcome" => "retried")
+                .increment(1);
+            metrics::counter!(names::WORKER_RETRIES, "source" => source).increment(1);
+            tracing::warn!(
+                webhook.source = %envelope.source,
+                event.id = %envelope.event_id,
+                attempt = envelope.attempt,
+                error = %error,
+                retry_in_ms = delay.as_millis() as u64,
+                "processing failed; retry scheduled"
+            );
+        }
+        NextStep::Dead => {
+            metrics::counter!(names::WORKER_EVENTS, "source" => source.clone(), "outcome" => "dead")
+                .increment(1);
+            metrics::counter!(names::WORKER_DEAD, "source" => source).increment(1);
+            tracing::error!(
+                webhook.source = %envelope.source,
+                event.id = %envelope.event_id,
+                attempt = envelope.attempt,
+                error = %error,
+                "processing failed for good; message dead-lettered"
+            );
+        }
+    }
+    record_failure(&shared.deps.pool, envelope, &error, next == NextStep::Dead).await;
+    ack(delivery, Some(envelope)).await;
+}
+
+/// Best effort: the broker already holds the retry, so a database that is still down
+/// only costs the bookkeeping (`attempts`, `last_error`), not the event.
+async fn record_failure(pool: &Pool, envelope: &Envelope, error: &ProcessError, dead: bool) {
+    let record = async {
+        let mut conn = pool.get().await.map_err(DbError::from)?;
+        record_attempt_failure(&mut conn, envelope.event_id, &error.to_string(), dead).await
+    };
+    let result = tokio::time::timeout(RECORD_TIMEOUT, record).await;
+    let failure = match result {
+        Ok(Ok(_)) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("timed out after {RECORD_TIMEOUT:?}"),
+    };
+    tracing::warn!(
+        webhook.source = %envelope.source,
+        event.id = %envelope.event_id,
+        attempt = envelope.attempt,
+        error = %failure,
+        "could not record the failed attempt on the event"
+    );
+}
+
+async fn ack(delivery: &Delivery, envelope: Option<&Envelope>) {
+    // A failed ack means the channel died: the broker redelivers and the step, finding
+    // the event final, acknowledges it then.
+    // multiple = false (the default): acknowledge this delivery only; the ones before it
+    // on the channel may still be in flight.
+    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+        tracing::warn!(
+            webhook.source = envelope.map_or("unknown", |e| e.source.as_str()),
+            event.id = %envelope.map(|e| e.event_id.to_string()).unwrap_or_default(),
+            attempt = envelope.map_or(0, |e| e.attempt),
+            error = %e,
+            "could not acknowledge; the message will be redelivered"
+        );
+    }
+}
+
+async fn nack_requeue(delivery: &Delivery, envelope: Option<&Envelope>) {
+    // requeue = true: the message goes back to the work queue, never dropped.
+    let options = BasicNackOptions {
+        requeue: true,
+        ..BasicNackOptions::default()
+    };
+    if let Err(e) = delivery.acker.nack(options).await {
+        tracing::warn!(
+            webhook.source = envelope.map_or("unknown", |e| e.source.as_str()),
+            event.id = %envelope.map(|e| e.event_id.to_string()).unwrap_or_default(),
+            attempt = envelope.map_or(0, |e| e.attempt),
+            error = %e,
+            "could not return the message; the broker redelivers it when the channel closes"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_step_is_a_transient_failure_not_a_crash() {
+        let result = isolate(async { panic!("boom") }).await;
+        assert_eq!(
+            result,
+            Err(ProcessError::Transient("processing panicked: boom".into()))
+        );
+        let result = isolate(async { Ok(Outcome::Missing) }).await;
+        assert_eq!(result, Ok(Outcome::Missing));
+    }
+}

@@ -1,0 +1,162 @@
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+use hookline_config::{Config, Sources};
+use hookline_db::{create_pool, run_migrations};
+use hookline_queue::{Publisher, Topology};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{self, AdminState};
+use crate::consume::{self, ConsumerSettings, Shared};
+use crate::{Deps, RetryPolicy};
+
+/// How long a stopping worker waits for in-flight messages to commit and be acknowledged
+/// before abandoning them to redelivery.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A built worker: pool created, admin listener bound and serving, nothing consumed yet.
+/// Port 0 in `worker.admin_addr` picks a free port, which [`Worker::admin_port`] reports.
+pub struct Worker {
+    admin_port: u16,
+    admin_task: JoinHandle<()>,
+    shared: Arc<Shared>,
+    settings: ConsumerSettings,
+    connected: Arc<AtomicBool>,
+    stop_tx: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+}
+
+/// Start-up mirrors ingest: migrate (if configured), pool, listener. A broker that is down
+/// at start-up is not fatal: the consumer keeps reconnecting and `/readyz` says so.
+impl Worker {
+    /// Migrates (if configured), creates the pool and the retry publisher, and binds the
+    /// admin listener.
+    ///
+    /// # Errors
+    /// If migrations fail, the pool settings are invalid or the admin address cannot be
+    /// bound.
+    pub async fn build(config: Config, sources: Sources) -> anyhow::Result<Self> {
+        if config.database.migrate {
+            run_migrations(&config.database.url).await.context(
+                "applying database migrations (is PostgreSQL up and database.url right?)",
+            )?;
+        }
+        let concurrency = config.worker.concurrency.max(1);
+        // `database.pool_size` stays the operator's cap on connections per process. A
+        // concurrency above it queues on the pool; a wait past the pool's timeout is a
+        // transient failure, retried like any other.
+        let pool = create_pool(&config.database.url, config.database.pool_size)
+            .context("creating the database pool")?;
+        let policy = RetryPolicy::from_config(&config.worker);
+        let topology = Topology::new(config.amqp.prefix.clone());
+        let publisher = Arc::new(Publisher::new(
+            &config.amqp.url,
+            topology.clone(),
+            policy.delays().to_vec(),
+            "hookline-worker-retry",
+        ));
+        if let Err(e) = publisher.ensure_connected().await {
+            tracing::warn!(error = %e, "broker unreachable at start-up; will keep trying");
+        }
+
+        // Install the recorder before the first message is counted; until then metrics
+        // would go nowhere.
+        hookline_telemetry::metrics_handle();
+        let connected = Arc::new(AtomicBool::new(false));
+        let listener = TcpListener::bind(&config.worker.admin_addr)
+            .await
+            .with_context(|| format!("binding worker.admin_addr {}", config.worker.admin_addr))?;
+        let admin_port = listener.local_addr()?.port();
+        let admin_task = tokio::spawn(admin::serve(
+            listener,
+            Arc::new(AdminState {
+                pool: pool.clone(),
+                consumer_connected: connected.clone(),
+            }),
+        ));
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        Ok(Self {
+            admin_port,
+            admin_task,
+            shared: Arc::new(Shared {
+                deps: Arc::new(Deps::new(pool, sources)),
+                publisher,
+                policy,
+            }),
+            settings: ConsumerSettings {
+                url: config.amqp.url.clone(),
+                topology,
+                concurrency,
+                tag: format!("hookline-worker-{}", uuid::Uuid::new_v4().simple()),
+                drain_timeout: DRAIN_TIMEOUT,
+            },
+            connected,
+            stop_tx,
+            stop_rx,
+        })
+    }
+
+    /// The admin listener's port.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    /// A handle that stops the worker gracefully when sent `true`.
+    pub fn stop_handle(&self) -> watch::Sender<bool> {
+        self.stop_tx.clone()
+    }
+
+    /// Consumes until SIGTERM/SIGINT (or the stop handle), then drains: cancels the
+    /// consumer, lets in-flight messages commit and be acknowledged (at most 30 s; the
+    /// rest are redelivered), closes the broker connection and returns.
+    ///
+    /// # Errors
+    /// None today; the signature leaves room for fatal start-up checks.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Worker {
+            admin_task,
+            shared,
+            settings,
+            connected,
+            stop_tx,
+            mut stop_rx,
+            ..
+        } = self;
+        let consumer = tokio::spawn(consume::run(shared, settings, connected, stop_rx.clone()));
+        tokio::select! {
+            _ = shutdown_signal() => tracing::info!("signal received; draining"),
+            _ = stop_rx.wait_for(|stop| *stop) => tracing::info!("stop requested; draining"),
+        }
+        let _ = stop_tx.send(true);
+        if let Err(e) = consumer.await {
+            tracing::error!(error = %e, "the consumer task failed");
+        }
+        admin_task.abort();
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

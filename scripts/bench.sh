@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# make bench: ceilings and Hookline figures from ONE run on this machine, as one table
+# written to BENCHMARKS.md. BENCH_SMOKE=1 runs every step for ~1 s (CI: keeps it from rotting;
+# the figures mean nothing then). BENCH_SECS sets the length of each timed step (default 10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+smoke="${BENCH_SMOKE:-}"
+secs="${BENCH_SECS:-10}"
+profile="${PROFILE:-release}"
+e2e_events=40000
+amqp_messages=100000
+if [ -n "$smoke" ]; then secs=1; e2e_events=300; amqp_messages=2000; profile="${PROFILE:-dev}"; fi
+conns=64
+out="${BENCH_OUT:-BENCHMARKS.md}"
+work="$RUN_DIR/bench"
+mkdir -p "$work"
+rm -f "$work"/*.json
+
+scripts/ensure_services.sh
+have pgbench || { can_apt && apt-get install -y -qq postgresql-contrib >/dev/null; } || true
+say "building ($profile)"
+cargo build --profile "$profile" --bin hookline-ingest --bin hookline-worker --bin hookline-bench
+bin="target/$([ "$profile" = dev ] && echo debug || echo "$profile")"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_http() { for _ in $(seq 1 300); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; die "$1 not ready"; }
+peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
+load() { "$bin/hookline-bench" load --connections "$conns" "$@"; }
+
+# --- ceilings -----------------------------------------------------------------------
+say "ceiling: actix hello world"
+"$bin/hookline-bench" hello-server --addr 127.0.0.1:18080 --workers 2 & hello=$!; pids+=($hello)
+sleep 0.5
+load --addr 127.0.0.1:18080 --scheme none --duration "$secs" --label hello >"$work/hello.json"
+kill -TERM $hello; wait $hello 2>/dev/null || true
+
+pg="postgres://root@127.0.0.1:5432"
+psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS hookline_bench_pg" -qc "CREATE DATABASE hookline_bench_pg"
+psql "$pg/hookline_bench_pg" -qc "CREATE TABLE t (id uuid PRIMARY KEY, k text UNIQUE, body bytea)"
+echo "INSERT INTO t VALUES (gen_random_uuid(), md5(random()::text), repeat('x', 459)::bytea) ON CONFLICT (k) DO NOTHING;" >"$work/one.sql"
+echo "INSERT INTO t SELECT gen_random_uuid(), md5(random()::text), repeat('x', 459)::bytea FROM generate_series(1, 64) ON CONFLICT (k) DO NOTHING;" >"$work/batch.sql"
+pgtps() { pgbench -n -h 127.0.0.1 -U root -T "$secs" "$@" hookline_bench_pg 2>/dev/null | awk '/^tps/ {print $3; exit}'; }
+say "ceiling: pgbench"
+pg_one=$(pgtps -c 16 -j 2 -f "$work/one.sql")
+pg_batch_tps=$(pgtps -c 4 -j 2 -f "$work/batch.sql")
+pg_batch_rows=$(awk -v t="$pg_batch_tps" 'BEGIN {printf "%.0f", t * 64}')
+
+say "ceiling: RabbitMQ publish with confirms"
+"$bin/hookline-bench" amqp-publish --messages "$amqp_messages" >"$work/amqp.json"
+
+# --- Hookline -----------------------------------------------------------------------
+db="hookline_bench"
+psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -qc "CREATE DATABASE $db"
+cat >"$work/hookline.toml" <<TOML
+[http]
+addr = "127.0.0.1:18090"
+workers = 2
+[admin]
+addr = "127.0.0.1:18091"
+[database]
+url = "$pg/$db"
+pool_size = 16
+[amqp]
+prefix = "hookline_bench_$$"
+[worker]
+admin_addr = "127.0.0.1:18092"
+concurrency = 128
+[telemetry]
+log_level = "warn"
+[sources.bench]
+verifier = "token"
+secrets = ["bench-token"]
+dedup_key = "{header:x-bench-id}"
+resource_key = "{json:/eventData/actorRunId}"
+status = "{json:/resource/status}"
+lifecycle = "apify-run"
+[sources.sw]
+preset = "standard-webhooks"
+secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+TOML
+export HOOKLINE_CONFIG="$work/hookline.toml"
+"$bin/hookline-ingest" >"$work/ingest.log" 2>&1 & ingest=$!; pids+=($ingest)
+wait_http http://127.0.0.1:18090/readyz
+
+say "hookline: durable ingest, unique keys"
+load --addr 127.0.0.1:18090 --source bench --duration "$secs" --label unique >"$work/unique.json"
+say "hookline: durable ingest, Standard Webhooks signatures, unique keys"
+load --addr 127.0.0.1:18090 --source sw --scheme standard-webhooks --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw \
+  --duration "$secs" --label sw-unique >"$work/sw.json"
+say "hookline: 100 % duplicates"
+load --addr 127.0.0.1:18090 --source bench --duration "$secs" --dup-ratio 1 --seed-events 2000 --label dup100 >"$work/dup100.json"
+say "hookline: 30 % duplicates"
+load --addr 127.0.0.1:18090 --source bench --duration "$secs" --dup-ratio 0.3 --label dup30 >"$work/dup30.json"
+ingest_rss=$(peak_rss_mib $ingest)
+
+for workers in 1 2; do
+  say "hookline: end to end, $workers worker(s)"
+  wpids=()
+  for i in $(seq 1 $workers); do
+    HOOKLINE__WORKER__ADMIN_ADDR="127.0.0.1:$((18092 + i))" "$bin/hookline-worker" >"$work/worker$i.log" 2>&1 &
+    wpids+=($!); pids+=($!)
+  done
+  sleep 1
+  load --addr 127.0.0.1:18090 --source bench --events "$e2e_events" --dup-ratio 0.3 --resources 1000 \
+    --database-url "$pg/$db" --label "e2e-$workers" >"$work/e2e$workers.json"
+  worker_rss=$(peak_rss_mib "${wpids[0]}")
+  echo "$worker_rss" >"$work/worker_rss_$workers"
+  for p in "${wpids[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
+done
+
+# --- report -------------------------------------------------------------------------
+python3 - "$work" "$out" "$pg_one" "$pg_batch_rows" "$ingest_rss" "$secs" "${smoke:+smoke}" <<'PY'
+import json, sys, platform, subprocess, datetime
+work, out, pg_one, pg_batch, ingest_rss, secs, smoke = sys.argv[1:8]
+j = lambda n: json.load(open(f"{work}/{n}.json"))
+hello, amqp = j("hello"), j("amqp")
+rows = []
+def lat(r): l = r["latency_ms"]; return f'{l["p50"]:.2f} / {l["p90"]:.2f} / {l["p99"]:.2f} / {l["max"]:.1f}'
+def codes(r): return ", ".join(f"{k}: {v}" for k, v in r["statuses"].items()) + (f', errors: {r["errors"]}' if r["errors"] else "")
+pg1, pgb = float(pg_one or 0), float(pg_batch or 0)
+rows.append(("Ceiling: actix hello world (parse JSON, 202)", f'{hello["rps"]:,.0f} req/s', lat(hello), "", codes(hello), ""))
+rows.append(("Ceiling: pgbench 1-row INSERT … ON CONFLICT, 16 clients", f"{pg1:,.0f} rows/s", "", "", "", ""))
+rows.append(("Ceiling: pgbench 64-row batches, 4 clients", f"{pgb:,.0f} rows/s", "", "", "", ""))
+rows.append(("Ceiling: RabbitMQ publish + confirms, quorum, persistent 450 B", f'{amqp["msgs_per_s"]:,.0f} msg/s', "", "", "", ""))
+def ratio(x, c): return f"{x / c:.2f}× " if c else ""
+for name, label, ceil, cname in [
+    ("unique", "Hookline: durable ingest, unique keys (token)", pgb, "pgbench batch"),
+    ("sw", "Hookline: durable ingest, unique keys (Standard Webhooks HMAC)", pgb, "pgbench batch"),
+    ("dup100", "Hookline: 100 % duplicates", hello["rps"], "hello world"),
+    ("dup30", "Hookline: 30 % duplicates", pgb, "pgbench batch"),
+]:
+    r = j(name)
+    rows.append((label, f'{r["rps"]:,.0f} req/s', lat(r), f'{ratio(r["rps"], ceil)}of {cname}; {ratio(r["rps"], hello["rps"])}of hello', codes(r), f"ingest {ingest_rss} MiB"))
+for w in ("1", "2"):
+    r = j(f"e2e{w}"); e = r["e2e"]; l = e["lag_ms"]
+    f = lambda v: f"{v:.0f}" if v is not None else "?"
+    rss = open(f"{work}/worker_rss_{w}").read().strip()
+    rows.append((f"Hookline: end to end, {w} worker(s), 30 % dups, 1000 resources",
+                 f'{e["processed_per_s"]:,.0f} events/s' + ("" if e["complete"] else " (INCOMPLETE)"),
+                 f'lag {f(l["p50"])} / {f(l["p90"])} / {f(l["p99"])} / {f(l["max"])}',
+                 f'{ratio(e["processed_per_s"], amqp["msgs_per_s"])}of AMQP publish',
+                 f'{e["processed"]}/{e["expected"]} processed', f"worker {rss} MiB"))
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem = next((int(l.split()[1]) // 1024 // 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+ver = lambda cmd: (subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip().splitlines() or ["?"])[0]
+with open(out, "w") as fh:
+    fh.write("# Benchmarks\n\n")
+    if smoke:
+        fh.write("**Smoke run (1 s steps): these figures mean nothing; run `make bench`.**\n\n")
+    fh.write(f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `make bench`, every figure from this one run, "
+             f"{secs} s per step, load generator on the same machine, 64 connections.\n\n")
+    fh.write(f"Machine: {cpu}, {subprocess.run('nproc', capture_output=True, text=True).stdout.strip()} cores, {mem} GiB; "
+             f"{ver('psql --version')}; RabbitMQ {ver('rabbitmqctl version 2>/dev/null')}; {platform.system()} {platform.release()}.\n\n")
+    fh.write("| What | Throughput | Latency ms p50 / p90 / p99 / max | vs ceiling | Answers | Peak RSS |\n|---|---|---|---|---|---|\n")
+    for r in rows:
+        fh.write("| " + " | ".join(r) + " |\n")
+    fh.write("\nEnd-to-end latency is received → processed (PostgreSQL timestamps); end-to-end throughput is "
+             "processed events over first receipt → last processing.\n")
+print(open(out).read())
+PY
