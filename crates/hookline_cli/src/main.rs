@@ -1,48 +1,99 @@
 //! `hookline`: the operator CLI. Reads the same `HOOKLINE_CONFIG` as the services.
+//!
+//! Tables for people, `--json` for scripts; every failure is one `error: …` line on
+//! stderr naming the problem, and a non-zero exit status (1; 2 for usage errors).
+
+mod args;
+mod events;
+mod output;
+mod progress;
+mod replay;
+mod resources;
+mod stats;
+
+use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use hookline_config::Config;
+use clap::Parser;
+use hookline_config::{Config, Sources};
+use hookline_db::AsyncPgConnection;
 
-/// Operate a Hookline deployment.
-#[derive(Parser)]
-#[command(name = "hookline", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Apply pending database migrations (under an advisory lock; safe to run anywhere).
-    Migrate,
-    /// Load and validate the configuration, then print the configured sources.
-    CheckConfig,
-}
+use args::{Cli, Command, DeadLettersCommand, EventsCommand, ResourcesCommand};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let (config, sources) = Config::load().context("loading configuration")?;
+    let json = cli.json;
     match cli.command {
-        Command::Migrate => {
-            let applied = hookline_db::run_migrations(&config.database.url)
-                .await
-                .context("applying migrations")?;
-            if applied.is_empty() {
-                println!("database is up to date");
-            } else {
-                for version in applied {
-                    println!("applied {version}");
-                }
-            }
+        Command::Migrate => migrate(&config, json).await,
+        Command::CheckConfig => check_config(&sources, json),
+        Command::Events(EventsCommand::List(a)) => {
+            events::list(&mut db(&config).await?, &a, json).await
         }
-        Command::CheckConfig => {
-            println!(
-                "configuration is valid; sources: {}",
-                sources.names().collect::<Vec<_>>().join(", ")
-            );
+        Command::Events(EventsCommand::Show(a)) => {
+            events::show(&mut db(&config).await?, &a, json).await
         }
+        Command::Resources(ResourcesCommand::Show(a)) => {
+            resources::show(&mut db(&config).await?, &a, json).await
+        }
+        Command::Resources(ResourcesCommand::ForceStatus(a)) => {
+            resources::force(&mut db(&config).await?, &sources, a, json).await
+        }
+        Command::Stats(a) => stats::run(&mut db(&config).await?, &sources, &a, json).await,
+        Command::Replay(a) => {
+            let plan = replay::Plan::replay(&a)?;
+            replay::run(&mut db(&config).await?, &config, &plan, json).await
+        }
+        Command::DeadLetters(DeadLettersCommand::List(a)) => {
+            events::dead_letters(&mut db(&config).await?, &a, json).await
+        }
+        Command::DeadLetters(DeadLettersCommand::Redrive(a)) => {
+            let plan = replay::Plan::redrive(&a)?;
+            replay::run(&mut db(&config).await?, &config, &plan, json).await
+        }
+    }
+}
+
+/// One connection for the whole command: the CLI never needs a pool.
+async fn db(config: &Config) -> anyhow::Result<AsyncPgConnection> {
+    hookline_db::connect(&config.database.url)
+        .await
+        .context("connecting to PostgreSQL (database.url)")
+}
+
+async fn migrate(config: &Config, json: bool) -> anyhow::Result<()> {
+    let applied = hookline_db::run_migrations(&config.database.url)
+        .await
+        .context("applying migrations")?;
+    if json {
+        output::print_json(&serde_json::json!({ "applied": applied }));
+    } else if applied.is_empty() {
+        println!("database is up to date");
+    } else {
+        for version in applied {
+            println!("applied {version}");
+        }
+    }
+    Ok(())
+}
+
+fn check_config(sources: &Sources, json: bool) -> anyhow::Result<()> {
+    let names: Vec<&str> = sources.names().collect();
+    if json {
+        output::print_json(&serde_json::json!({ "valid": true, "sources": names }));
+    } else {
+        println!("configuration is valid; sources: {}", names.join(", "));
     }
     Ok(())
 }

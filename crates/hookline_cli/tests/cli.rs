@@ -58,3 +58,26 @@ fn a_bad_config_fails_with_a_message_naming_the_key() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 }
+
+#[test]
+fn check_config_lists_the_configured_sources_as_json_for_scripts() {
+    let dir = std::env::temp_dir().join(format!("hl_cli_json_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hookline.toml");
+    std::fs::write(
+        &config,
+        "[sources.apify]\npreset = \"apify\"\nsecrets = [\"s3cret\"]\n",
+    )
+    .unwrap();
+    let output = hookline(&config)
+        .args(["check-config", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"valid": true, "sources": ["apify"]})
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("s3cret"));
+}

@@ -10,6 +10,7 @@ mod admin;
 mod error;
 mod events;
 mod models;
+mod ops;
 mod pool;
 mod resources;
 pub mod schema;
@@ -24,5 +25,9 @@ pub use events::{
     mark_published, record_attempt_failure,
 };
 pub use models::{Event, EventHead};
+pub use ops::{
+    EventSelection, ReplayTarget, SourceStats, count_selected, reset_for_replay, select_for_replay,
+    source_stats,
+};
 pub use pool::{Pool, PooledConnection, connect, create_pool, ping, run_migrations};
 pub use resources::{TransitionRecord, lock_resource, record_transition};

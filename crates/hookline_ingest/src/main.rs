@@ -7,7 +7,12 @@ use hookline_ingest::Application;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (config, sources) = Config::load().context("loading configuration")?;
-    hookline_telemetry::init_logging(&config.telemetry.log_format, &config.telemetry.log_level);
+    let _telemetry = hookline_telemetry::init(
+        "hookline-ingest",
+        &config.telemetry.log_format,
+        &config.telemetry.log_level,
+        config.telemetry.otlp_endpoint.as_deref(),
+    );
     let app = Application::build(config, sources).await?;
     tracing::info!(
         port = app.port(),

@@ -66,10 +66,51 @@ async fn publish_and_mark(
 }
 
 async fn publish_counted(publisher: &Publisher, envelopes: &[Envelope]) -> Result<(), QueueError> {
+    let (spans, traced) = publish_spans(publisher, envelopes);
+    let envelopes = traced.as_deref().unwrap_or(envelopes);
     let result = publisher.publish(envelopes, Route::Work, None).await;
+    drop(spans); // the producer spans end once the broker confirmed
     let label = if result.is_ok() { "ack" } else { "error" };
     metrics::counter!(names::PUBLISH_CONFIRMS, "result" => label).increment(envelopes.len() as u64);
     result
+}
+
+/// One producer span per message (messaging semantic conventions), child of the ingest
+/// request's span; each envelope then carries its producer span's context, so the
+/// worker's consumer span hangs below it. Nothing happens when traces are not exported.
+fn publish_spans(
+    publisher: &Publisher,
+    envelopes: &[Envelope],
+) -> (Vec<tracing::Span>, Option<Vec<Envelope>>) {
+    if !hookline_telemetry::tracing_enabled() {
+        return (Vec::new(), None);
+    }
+    let exchange = publisher.topology().exchange();
+    let mut traced = envelopes.to_vec();
+    let spans = traced
+        .iter_mut()
+        .map(|envelope| {
+            let span = tracing::info_span!(
+                "publish",
+                otel.name = %format_args!("publish {exchange}"),
+                otel.kind = "producer",
+                messaging.system = "rabbitmq",
+                messaging.destination.name = %exchange,
+                messaging.rabbitmq.destination.routing_key = "work",
+                messaging.operation.type = "send",
+                messaging.operation.name = "publish",
+                messaging.message.id = %envelope.event_id,
+                webhook.source = %envelope.source,
+                event.id = %envelope.event_id,
+            );
+            hookline_telemetry::set_remote_parent(&span, envelope.traceparent.as_deref());
+            if let Some(tp) = hookline_telemetry::traceparent_of(&span) {
+                envelope.traceparent = Some(tp);
+            }
+            span
+        })
+        .collect();
+    (spans, Some(traced))
 }
 
 /// The outbox relay: every `interval`, republishes events committed more than `after` ago

@@ -7,8 +7,9 @@ use futures_util::StreamExt;
 use hookline_config::{CompiledSource, Sources};
 use hookline_db::NewEvent;
 use hookline_domain::{Headers, RequestParts, TemplateInput};
-use hookline_telemetry::names;
+use hookline_telemetry::{names, set_remote_parent, trace_id_of, traceparent_of};
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::batcher::{Batcher, new_event_id};
 use crate::error::WebhookError;
@@ -40,9 +41,32 @@ pub async fn receive(
     let source = state.sources.get(&source_name);
     // Unknown names share one label: arbitrary paths must not grow the metric series.
     let label = source.map_or("unknown", |s| s.name.as_str()).to_string();
+    // The server span of the HTTP semantic conventions; a provider's own traceparent (if
+    // it sends one) becomes its parent.
+    let incoming = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    let span = tracing::info_span!(
+        "webhook",
+        otel.name = "POST /webhooks/{source}",
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = "/webhooks/{source}",
+        url.path = %req.path(),
+        http.response.status_code = tracing::field::Empty,
+        webhook.source = %label,
+        event.id = tracing::field::Empty,
+        trace_id = trace_id_of(incoming).unwrap_or_default(),
+    );
+    set_remote_parent(&span, incoming);
     let result = match source {
         None => Err(WebhookError::UnknownSource),
-        Some(source) => handle(&req, payload, source, &state).await,
+        Some(source) => {
+            handle(&req, payload, source, &state, &span)
+                .instrument(span.clone())
+                .await
+        }
     };
     let outcome = match &result {
         Ok(a) if a.duplicate => "duplicate",
@@ -64,12 +88,16 @@ pub async fn receive(
             tracing::info!(webhook.source = %label, error = e.code(), detail = %e, "webhook rejected")
         }
     }
-    let accepted = result?;
-    let status = if accepted.duplicate {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
+    let status = match &result {
+        Ok(a) if a.duplicate => StatusCode::OK,
+        Ok(_) => StatusCode::ACCEPTED,
+        Err(e) => actix_web::ResponseError::status_code(e),
     };
+    span.record("http.response.status_code", status.as_u16());
+    if let Ok(a) = &result {
+        span.record("event.id", tracing::field::display(a.event_id));
+    }
+    let accepted = result?;
     Ok(HttpResponse::build(status).json(accepted))
 }
 
@@ -78,6 +106,7 @@ async fn handle(
     payload: web::Payload,
     source: &CompiledSource,
     state: &WebhookState,
+    span: &tracing::Span,
 ) -> Result<Accepted, WebhookError> {
     let body = read_body(req, payload, state.max_body_bytes).await?;
     let headers = Headers::new(
@@ -125,7 +154,9 @@ async fn handle(
         headers: NewEvent::headers_json(&headers),
         query: req.query_string().to_string(),
         body,
-        traceparent: headers.get_str("traceparent").map(str::to_string),
+        // Our span's context when traces are exported; otherwise the caller's, passed on.
+        traceparent: traceparent_of(span)
+            .or_else(|| headers.get_str("traceparent").map(str::to_string)),
     };
     let stored = state
         .batcher

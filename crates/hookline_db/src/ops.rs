@@ -1,0 +1,192 @@
+//! Queries behind the operator CLI: selecting events to replay, resetting failed and dead
+//! ones, and the per-source monitoring figures.
+
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::DbError;
+use crate::schema::events;
+
+/// Which events an operator command acts on; unset fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct EventSelection {
+    /// Only these ids (empty: any id).
+    pub ids: Vec<Uuid>,
+    /// Exact source.
+    pub source: Option<String>,
+    /// Exact state.
+    pub state: Option<String>,
+    /// Received at or after.
+    pub since: Option<OffsetDateTime>,
+    /// Received before.
+    pub until: Option<OffsetDateTime>,
+}
+
+impl EventSelection {
+    fn query(&self) -> events::BoxedQuery<'_, Pg> {
+        let mut query = events::table.into_boxed();
+        if !self.ids.is_empty() {
+            query = query.filter(events::id.eq_any(&self.ids));
+        }
+        if let Some(source) = &self.source {
+            query = query.filter(events::source.eq(source));
+        }
+        if let Some(state) = &self.state {
+            query = query.filter(events::state.eq(state));
+        }
+        if let Some(since) = self.since {
+            query = query.filter(events::received_at.ge(since));
+        }
+        if let Some(until) = self.until {
+            query = query.filter(events::received_at.lt(until));
+        }
+        query
+    }
+}
+
+/// What a replay needs of one event to republish it (no body, no headers).
+#[derive(Debug, Clone, Queryable)]
+pub struct ReplayTarget {
+    /// Event id.
+    pub id: Uuid,
+    /// Source name.
+    pub source: String,
+    /// State when selected.
+    pub state: String,
+    /// Trace context to carry on.
+    pub traceparent: Option<String>,
+}
+
+/// Counts the events `selection` matches. Read-only, no locks: a snapshot that may drift
+/// while a replay runs (it sizes a progress bar, nothing more).
+///
+/// # Errors
+/// [`DbError`].
+pub async fn count_selected(
+    conn: &mut AsyncPgConnection,
+    selection: &EventSelection,
+) -> Result<i64, DbError> {
+    Ok(selection.query().count().get_result(conn).await?)
+}
+
+/// Up to `limit` events `selection` matches with an id above `after`, in id (arrival)
+/// order. Read-only, no locks: keyset pages, so a long replay holds nothing between
+/// batches and neither repeats nor skips an event whose state changes under it.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn select_for_replay(
+    conn: &mut AsyncPgConnection,
+    selection: &EventSelection,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ReplayTarget>, DbError> {
+    let mut query = selection.query();
+    if let Some(after) = after {
+        query = query.filter(events::id.gt(after));
+    }
+    Ok(query
+        .order(events::id)
+        .limit(limit.max(1))
+        .select((
+            events::id,
+            events::source,
+            events::state,
+            events::traceparent,
+        ))
+        .load(conn)
+        .await?)
+}
+
+/// Moves the `failed` or `dead` events among `ids` back to `published` (attempts 0, no
+/// error, not processed) and returns how many changed; rows in any other state are left
+/// alone, so it is idempotent and never re-runs a processed event. The rows stay locked
+/// until the caller's transaction ends: publish their envelopes in that transaction, so
+/// the reset commits only together with a confirmed publish.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn reset_for_replay(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<usize, DbError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::update(events::table)
+        .filter(events::id.eq_any(ids))
+        .filter(events::state.eq_any(["failed", "dead"]))
+        .set((
+            events::state.eq("published"),
+            events::attempts.eq(0),
+            events::last_error.eq(None::<String>),
+            events::processed_at.eq(None::<OffsetDateTime>),
+            events::published_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?)
+}
+
+/// One source's figures over a window, by the events' current state.
+#[derive(Debug, Clone, PartialEq, Serialize, QueryableByName)]
+pub struct SourceStats {
+    /// Source name.
+    #[diesel(sql_type = Text)]
+    pub source: String,
+    /// Events stored (first deliveries; duplicates are not stored).
+    #[diesel(sql_type = BigInt)]
+    pub received: i64,
+    /// Still `received` or `published`: waiting for the broker or a worker.
+    #[diesel(sql_type = BigInt)]
+    pub pending: i64,
+    /// `processed`.
+    #[diesel(sql_type = BigInt)]
+    pub processed: i64,
+    /// `failed` (permanently unprocessable).
+    #[diesel(sql_type = BigInt)]
+    pub failed: i64,
+    /// `dead` (retries exhausted).
+    #[diesel(sql_type = BigInt)]
+    pub dead_lettered: i64,
+    /// Median received -> processed time of processed events, in milliseconds.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub p50_ms: Option<f64>,
+    /// 99th percentile received -> processed time of processed events, in milliseconds.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub p99_ms: Option<f64>,
+}
+
+/// Per-source counts and received -> processed percentiles for events received in
+/// `[since, until)`, sorted by source. Read-only, no locks, one statement (one snapshot).
+///
+/// # Errors
+/// [`DbError`].
+pub async fn source_stats(
+    conn: &mut AsyncPgConnection,
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Result<Vec<SourceStats>, DbError> {
+    Ok(diesel::sql_query(
+        "SELECT source, \
+           count(*) AS received, \
+           count(*) FILTER (WHERE state IN ('received', 'published')) AS pending, \
+           count(*) FILTER (WHERE state = 'processed') AS processed, \
+           count(*) FILTER (WHERE state = 'failed') AS failed, \
+           count(*) FILTER (WHERE state = 'dead') AS dead_lettered, \
+           (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) \
+              FILTER (WHERE state = 'processed'))::float8 * 1000 AS p50_ms, \
+           (percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) \
+              FILTER (WHERE state = 'processed'))::float8 * 1000 AS p99_ms \
+         FROM events WHERE received_at >= $1 AND received_at < $2 \
+         GROUP BY source ORDER BY source",
+    )
+    .bind::<Timestamptz, _>(since)
+    .bind::<Timestamptz, _>(until)
+    .load(conn)
+    .await?)
+}
