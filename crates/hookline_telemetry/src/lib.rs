@@ -1,42 +1,24 @@
-//! Logs and metrics for every Hookline binary.
+//! Logs, traces and metrics for every Hookline binary.
 //!
-//! [`init_logging`] installs the tracing subscriber (JSON in production, readable in a
-//! terminal); [`metrics_handle`] installs the Prometheus recorder once per process and
-//! returns the handle the admin listeners render `/metrics` from. Metric names are
-//! declared in [`names`] so producers and dashboards agree on them.
+//! [`init`] installs the tracing subscriber (JSON in production, readable in a terminal)
+//! and, when an OTLP endpoint is configured, OpenTelemetry span export; the helpers
+//! [`traceparent_of`] and [`set_remote_parent`] carry W3C trace context from the ingest
+//! request through the AMQP message headers to the worker, so one webhook is one trace.
+//! [`metrics_handle`] installs the Prometheus recorder once per process and returns the
+//! handle the admin listeners render `/metrics` from. Metric names are declared in
+//! [`names`] so producers and dashboards agree on them.
 
-use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
 
 pub mod names;
+mod tracing_setup;
 
-/// Installs the global tracing subscriber. `format` is `auto` (JSON unless stdout is a
-/// terminal), `json` or `pretty`; `RUST_LOG` overrides `default_level`. Calling it twice
-/// is harmless (the second call does nothing).
-pub fn init_logging(format: &str, default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let json = match format {
-        "json" => true,
-        "pretty" => false,
-        _ => !std::io::stdout().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let _ = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init()
-    } else {
-        builder.try_init()
-    };
-}
+pub use tracing_setup::{
+    TelemetryGuard, init, init_with_provider, provider_with, set_remote_parent, trace_id_of,
+    traceparent_of, tracing_enabled,
+};
 
 /// The process-wide Prometheus recorder, installed on first call. Latency histograms get
 /// buckets from 0.5 ms to 60 s.

@@ -11,10 +11,14 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
 use hookline_db::{DbError, Pool, record_attempt_failure};
 use hookline_queue::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
-use hookline_queue::{Delivery, Envelope, Publisher, Route, Topology, open_consumer};
+use hookline_queue::{
+    Delivery, Envelope, Publisher, Route, Topology, open_consumer, traceparent_header,
+};
 use hookline_telemetry::names;
+use hookline_telemetry::{set_remote_parent, trace_id_of};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::schedule::{NextStep, RetryPolicy};
 use crate::{Deps, Outcome, ProcessError, process};
@@ -236,15 +240,38 @@ async fn handle(shared: &Shared, delivery: Delivery) {
             return;
         }
     };
-    let deps = shared.deps.clone();
-    let step = envelope.clone();
-    match isolate(async move { process(&deps, &step).await }).await {
-        Ok(outcome) => {
-            observe(&envelope, &outcome);
-            ack(&delivery, Some(&envelope)).await;
+    // The consumer span continues the trace ingest started: its parent is the publish
+    // span whose context travelled in the message's `traceparent` header.
+    let traceparent = traceparent_header(&delivery).or_else(|| envelope.traceparent.clone());
+    let queue = shared.publisher.topology().work_queue();
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format_args!("process {queue}"),
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        messaging.destination.name = %queue,
+        messaging.operation.type = "process",
+        messaging.operation.name = "process",
+        messaging.message.id = %envelope.event_id,
+        webhook.source = %envelope.source,
+        event.id = %envelope.event_id,
+        attempt = envelope.attempt,
+        trace_id = trace_id_of(traceparent.as_deref()).unwrap_or_default(),
+    );
+    set_remote_parent(&span, traceparent.as_deref());
+    async {
+        let deps = shared.deps.clone();
+        let step = envelope.clone();
+        match isolate(async move { process(&deps, &step).await }).await {
+            Ok(outcome) => {
+                observe(&envelope, &outcome);
+                ack(&delivery, Some(&envelope)).await;
+            }
+            Err(error) => settle_failure(shared, &delivery, &envelope, error).await,
         }
-        Err(error) => settle_failure(shared, &delivery, &envelope, error).await,
     }
+    .instrument(span)
+    .await;
 }
 
 /// Runs `step` in its own task so a panic fails one message (as a transient error, which

@@ -7,7 +7,12 @@ use hookline_worker::Worker;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (config, sources) = Config::load().context("loading configuration")?;
-    hookline_telemetry::init_logging(&config.telemetry.log_format, &config.telemetry.log_level);
+    let _telemetry = hookline_telemetry::init(
+        "hookline-worker",
+        &config.telemetry.log_format,
+        &config.telemetry.log_level,
+        config.telemetry.otlp_endpoint.as_deref(),
+    );
     let worker = Worker::build(config, sources).await?;
     tracing::info!(admin_port = worker.admin_port(), "hookline-worker started");
     worker.run_until_stopped().await
