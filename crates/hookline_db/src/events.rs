@@ -221,6 +221,19 @@ pub async fn claim_outbox(
         .await?)
 }
 
+/// Counts events committed but not yet confirmed by the broker (the outbox backlog).
+/// Read-only; cheap, because the partial index `events_outbox` holds only those rows.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn count_outbox(conn: &mut AsyncPgConnection) -> Result<i64, DbError> {
+    Ok(events::table
+        .filter(events::state.eq("received"))
+        .count()
+        .get_result(conn)
+        .await?)
+}
+
 /// Locks one event row (`FOR UPDATE`) for processing; `None` if it does not exist.
 /// Holding this lock is what makes two deliveries of one event apply once.
 ///

@@ -21,8 +21,8 @@ pub use admin::{
 pub use diesel_async::AsyncPgConnection;
 pub use error::{DbError, is_retryable};
 pub use events::{
-    InsertResult, NewEvent, OutboxEntry, claim_outbox, finish_event, insert_events, lock_event,
-    mark_published, record_attempt_failure,
+    InsertResult, NewEvent, OutboxEntry, claim_outbox, count_outbox, finish_event, insert_events,
+    lock_event, mark_published, record_attempt_failure,
 };
 pub use models::{Event, EventHead};
 pub use ops::{

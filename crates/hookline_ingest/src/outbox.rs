@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel_async::AsyncConnection;
-use hookline_db::{DbError, Pool, claim_outbox, mark_published};
+use hookline_db::{DbError, Pool, claim_outbox, count_outbox, mark_published};
 use hookline_queue::{Envelope, Publisher, QueueError, Route};
 use hookline_telemetry::names;
 use time::OffsetDateTime;
@@ -153,9 +153,10 @@ async fn relay_once(
 ) -> Result<usize, PublishError> {
     let mut conn = pool.get().await.map_err(DbError::from)?;
     let cutoff = OffsetDateTime::now_utc() - after;
+    let backlog = count_outbox(&mut conn).await?;
+    metrics::gauge!(names::OUTBOX_BACKLOG).set(backlog as f64);
     conn.transaction::<usize, PublishError, _>(async |conn| {
         let claimed = claim_outbox(conn, cutoff, RELAY_BATCH).await?;
-        metrics::gauge!(names::OUTBOX_BACKLOG).set(claimed.len() as f64);
         if claimed.is_empty() {
             return Ok(0);
         }
