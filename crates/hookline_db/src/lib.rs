@@ -7,6 +7,7 @@
 //! "exactly one stored event" and "exactly one effect" true under concurrency.
 
 mod admin;
+mod batch;
 mod error;
 mod events;
 mod models;
@@ -17,6 +18,9 @@ pub mod schema;
 
 pub use admin::{
     EventFilter, ResourceView, TransitionView, find_event, find_events, find_resource, force_status,
+};
+pub use batch::{
+    ResourceUpdate, TransitionRow, finish_events, lock_events, lock_resources, record_transitions,
 };
 pub use diesel_async::AsyncPgConnection;
 pub use error::{DbError, is_retryable};

@@ -20,8 +20,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::batch::Processor;
 use crate::schedule::{NextStep, RetryPolicy};
-use crate::{Deps, Outcome, ProcessError, process};
+use crate::{Deps, Outcome, ProcessError};
 
 /// How long a message whose retry could not be published waits before going back to the
 /// queue: without it a broker that refuses publishes would spin the message in a hot loop.
@@ -37,6 +38,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// What every message task shares.
 pub(crate) struct Shared {
     pub deps: Arc<Deps>,
+    pub processor: Processor,
     pub publisher: Arc<Publisher>,
     pub policy: RetryPolicy,
 }
@@ -260,9 +262,7 @@ async fn handle(shared: &Shared, delivery: Delivery) {
     );
     set_remote_parent(&span, traceparent.as_deref());
     async {
-        let deps = shared.deps.clone();
-        let step = envelope.clone();
-        match isolate(async move { process(&deps, &step).await }).await {
+        match shared.processor.process(envelope.clone()).await {
             Ok(outcome) => {
                 observe(&envelope, &outcome);
                 ack(&delivery, Some(&envelope)).await;

@@ -15,11 +15,13 @@
 //! they came and are counted (`outcome="poison"`): they name no event to retry.
 
 mod admin;
+mod batch;
 mod consume;
 mod process;
 mod schedule;
 mod startup;
 
+pub use batch::{Processor, process_batch};
 pub use process::{Deps, Outcome, ProcessError, Transition, process};
 pub use schedule::{NextStep, RetryPolicy};
 pub use startup::Worker;

@@ -6,6 +6,7 @@ use hookline_db::{
     AsyncPgConnection, DbError, EventHead, Pool, TransitionRecord, finish_event, lock_event,
     lock_resource, record_transition,
 };
+use hookline_domain::Lifecycle;
 use hookline_queue::Envelope;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -172,32 +173,65 @@ enum Decision {
     Fail(String),
 }
 
+/// What an event asks for, decided from configuration alone (no IO): shared by the
+/// single-event and the batch step so both apply exactly the same rules.
+pub(crate) enum Plan<'a> {
+    /// Can never be processed, for this reason (permanent).
+    Fail(String),
+    /// The source tracks no resources: just mark it processed.
+    Untracked,
+    /// Apply `status` (the lifecycle's spelling) to `resource_key`.
+    Track {
+        lifecycle: &'a Lifecycle,
+        resource_key: &'a str,
+        status: &'a str,
+    },
+}
+
+/// Classifies `event` against the configured sources and their lifecycles.
+pub(crate) fn plan<'a>(sources: &'a Sources, event: &'a EventHead) -> Plan<'a> {
+    let Some(source) = sources.get(&event.source) else {
+        return Plan::Fail(format!(
+            "source {:?} is not configured on this worker",
+            event.source
+        ));
+    };
+    let Some(lifecycle) = source.lifecycle.as_deref() else {
+        return Plan::Untracked;
+    };
+    let Some(resource_key) = event.resource_key.as_deref() else {
+        return Plan::Fail("the event has no resource key".into());
+    };
+    let Some(status) = event.status.as_deref() else {
+        return Plan::Fail("the event has no status".into());
+    };
+    match lifecycle.canonical(status) {
+        Some(status) => Plan::Track {
+            lifecycle,
+            resource_key,
+            status,
+        },
+        None => Plan::Fail(format!(
+            "status {status:?} is not part of lifecycle {:?}",
+            lifecycle.name()
+        )),
+    }
+}
+
 /// Applies the event's status to its resource, holding the resource lock until commit.
 async fn apply_status(
     conn: &mut AsyncPgConnection,
     sources: &Sources,
     event: &EventHead,
 ) -> Result<Decision, ProcessError> {
-    let Some(source) = sources.get(&event.source) else {
-        return Ok(Decision::Fail(format!(
-            "source {:?} is not configured on this worker",
-            event.source
-        )));
-    };
-    let Some(lifecycle) = &source.lifecycle else {
-        return Ok(Decision::Done(None));
-    };
-    let Some(resource_key) = event.resource_key.as_deref() else {
-        return Ok(Decision::Fail("the event has no resource key".into()));
-    };
-    let Some(status) = event.status.as_deref() else {
-        return Ok(Decision::Fail("the event has no status".into()));
-    };
-    let Some(canonical) = lifecycle.canonical(status) else {
-        return Ok(Decision::Fail(format!(
-            "status {status:?} is not part of lifecycle {:?}",
-            lifecycle.name()
-        )));
+    let (lifecycle, resource_key, canonical) = match plan(sources, event) {
+        Plan::Fail(reason) => return Ok(Decision::Fail(reason)),
+        Plan::Untracked => return Ok(Decision::Done(None)),
+        Plan::Track {
+            lifecycle,
+            resource_key,
+            status,
+        } => (lifecycle, resource_key, status),
     };
     let from = lock_resource(conn, &event.source, resource_key).await?;
     let outcome = match lifecycle.transition(from.as_deref(), canonical) {

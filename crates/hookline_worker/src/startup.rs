@@ -11,8 +11,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
+use crate::batch::Processor;
 use crate::consume::{self, ConsumerSettings, Shared};
 use crate::{Deps, RetryPolicy};
+
+/// Most events decided in one transaction.
+const BATCH_MAX: usize = 64;
+/// Batches in flight at once: one commits while the next fills.
+const BATCH_EXECUTORS: usize = 2;
 
 /// How long a stopping worker waits for in-flight messages to commit and be acknowledged
 /// before abandoning them to redelivery.
@@ -80,11 +86,13 @@ impl Worker {
         ));
 
         let (stop_tx, stop_rx) = watch::channel(false);
+        let deps = Arc::new(Deps::new(pool, sources));
         Ok(Self {
             admin_port,
             admin_task,
             shared: Arc::new(Shared {
-                deps: Arc::new(Deps::new(pool, sources)),
+                processor: Processor::start(deps.clone(), BATCH_MAX, BATCH_EXECUTORS),
+                deps,
                 publisher,
                 policy,
             }),
