@@ -95,20 +95,25 @@ pub async fn insert_events(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
+    // Insert in key order: concurrent batches that share keys then wait on each other in
+    // one order and cannot deadlock (a batch that waits on a row another batch is still
+    // inserting holds the rows it inserted before).
+    let mut order: Vec<&NewEvent> = batch.iter().collect();
+    order.sort_unstable_by(|a, b| (&a.source, &a.dedup_key).cmp(&(&b.source, &b.dedup_key)));
     let inserted: Vec<InsertedId> = diesel::sql_query(
         "INSERT INTO events (id, source, dedup_key, resource_key, status, headers, query, body, traceparent) \
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::bytea[], $9::text[]) \
          ON CONFLICT (source, dedup_key) DO NOTHING RETURNING id",
     )
-    .bind::<Array<diesel::sql_types::Uuid>, _>(batch.iter().map(|e| e.id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(batch.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(batch.iter().map(|e| e.dedup_key.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(batch.iter().map(|e| e.resource_key.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(batch.iter().map(|e| e.status.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(batch.iter().map(|e| &e.headers).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(batch.iter().map(|e| e.query.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Bytea>, _>(batch.iter().map(|e| e.body.as_slice()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(batch.iter().map(|e| e.traceparent.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<diesel::sql_types::Uuid>, _>(order.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(order.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(order.iter().map(|e| e.dedup_key.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(order.iter().map(|e| e.resource_key.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(order.iter().map(|e| e.status.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(order.iter().map(|e| &e.headers).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(order.iter().map(|e| e.query.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Bytea>, _>(order.iter().map(|e| e.body.as_slice()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(order.iter().map(|e| e.traceparent.as_deref()).collect::<Vec<_>>())
     .load(conn)
     .await?;
 

@@ -77,11 +77,7 @@ async fn run(
         let started = Instant::now();
         let (rows, replies): (Vec<NewEvent>, Vec<_>) =
             batch.drain(..).map(|p| (p.event, p.reply)).unzip();
-        let result = async {
-            let mut conn = pool.get().await?;
-            insert_events(&mut conn, &rows).await
-        }
-        .await;
+        let result = insert_with_retry(&pool, &rows).await;
         metrics::histogram!(names::INGEST_BATCH_SIZE).record(rows.len() as f64);
         match result {
             Ok(results) => {
@@ -109,6 +105,29 @@ async fn run(
                     let _ = reply.send(Err(text.clone()));
                 }
             }
+        }
+    }
+}
+
+/// One statement per batch; a deadlock or serialization failure (rare: batches insert in
+/// key order) gets one immediate second try before the requests are answered 503.
+async fn insert_with_retry(
+    pool: &Pool,
+    rows: &[NewEvent],
+) -> Result<Vec<InsertResult>, hookline_db::DbError> {
+    let mut retried = false;
+    loop {
+        let result = async {
+            let mut conn = pool.get().await?;
+            insert_events(&mut conn, rows).await
+        }
+        .await;
+        match result {
+            Err(hookline_db::DbError::Query(e)) if !retried && hookline_db::is_retryable(&e) => {
+                tracing::debug!(error = %e, "batch insert conflicted; retrying once");
+                retried = true;
+            }
+            other => return other,
         }
     }
 }
