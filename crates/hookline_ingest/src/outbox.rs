@@ -19,6 +19,11 @@ pub struct Committed {
 
 const PUBLISH_BATCH: usize = 512;
 
+/// Event pointers carried by one AMQP message (the worker decides them in one
+/// transaction). One message per group commit rather than per event: the broker's
+/// per-message cost is what bounds a small machine.
+const POINTERS_PER_MESSAGE: usize = 64;
+
 /// Publishes freshly committed events as they arrive, in batches with confirms, then
 /// marks them published. A failed batch is simply dropped: its rows stay `received` and
 /// the relay republishes them.
@@ -68,7 +73,9 @@ async fn publish_and_mark(
 async fn publish_counted(publisher: &Publisher, envelopes: &[Envelope]) -> Result<(), QueueError> {
     let (spans, traced) = publish_spans(publisher, envelopes);
     let envelopes = traced.as_deref().unwrap_or(envelopes);
-    let result = publisher.publish(envelopes, Route::Work, None).await;
+    let result = publisher
+        .publish_batched(envelopes, Route::Work, POINTERS_PER_MESSAGE)
+        .await;
     drop(spans); // the producer spans end once the broker confirmed
     let label = if result.is_ok() { "ack" } else { "error" };
     metrics::counter!(names::PUBLISH_CONFIRMS, "result" => label).increment(envelopes.len() as u64);

@@ -8,7 +8,8 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// Versioned so workers can refuse what they do not understand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
-    /// Format version; this code writes and reads 1.
+    /// Format version of a single-event message: 1. (Inside a batch message, absent.)
+    #[serde(default = "version_one")]
     pub v: u32,
     /// The event's id in PostgreSQL.
     pub event_id: Uuid,
@@ -24,6 +25,58 @@ pub struct Envelope {
 
 fn first_attempt() -> u32 {
     1
+}
+
+fn version_one() -> u32 {
+    Envelope::VERSION
+}
+
+/// The wire form of a batch message (version 2): the pointers of several events that
+/// committed together, so one confirmed AMQP message carries a whole group commit.
+#[derive(Serialize, Deserialize)]
+struct BatchMessage<'a> {
+    v: u32,
+    #[serde(borrow)]
+    events: std::borrow::Cow<'a, [Envelope]>,
+}
+
+/// The batch message format version.
+pub const BATCH_VERSION: u32 = 2;
+
+/// Serialises several envelopes as one version-2 batch message.
+pub fn encode_batch(envelopes: &[Envelope]) -> Vec<u8> {
+    serde_json::to_vec(&BatchMessage {
+        v: BATCH_VERSION,
+        events: std::borrow::Cow::Borrowed(envelopes),
+    })
+    .unwrap_or_default()
+}
+
+/// Parses a message body of either version into the envelopes it carries.
+///
+/// # Errors
+/// [`crate::QueueError::Malformed`] for anything else (a poison message).
+pub fn decode(bytes: &[u8]) -> Result<Vec<Envelope>, crate::QueueError> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: u32,
+    }
+    let version: Version =
+        serde_json::from_slice(bytes).map_err(|e| crate::QueueError::Malformed(e.to_string()))?;
+    match version.v {
+        Envelope::VERSION => Envelope::from_bytes(bytes).map(|e| vec![e]),
+        BATCH_VERSION => {
+            let batch: BatchMessage<'_> = serde_json::from_slice(bytes)
+                .map_err(|e| crate::QueueError::Malformed(e.to_string()))?;
+            if batch.events.is_empty() {
+                return Err(crate::QueueError::Malformed("empty batch".into()));
+            }
+            Ok(batch.events.into_owned())
+        }
+        other => Err(crate::QueueError::Malformed(format!(
+            "unsupported message version {other}"
+        ))),
+    }
 }
 
 /// The `traceparent` AMQP header of a delivery, if present.
@@ -78,6 +131,20 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_message_versions_decode_into_envelopes() {
+        let a = Envelope::new(Uuid::now_v7(), "apify", Some("00-abc-def-01".into()));
+        let b = Envelope::new(Uuid::now_v7(), "stripe", None);
+        assert_eq!(decode(&a.to_bytes()).unwrap(), vec![a.clone()]);
+        assert_eq!(
+            decode(&encode_batch(&[a.clone(), b.clone()])).unwrap(),
+            vec![a, b]
+        );
+        assert!(decode(br#"{"v":2,"events":[]}"#).is_err());
+        assert!(decode(br#"{"v":3}"#).is_err());
+        assert!(decode(b"garbage").is_err());
+    }
 
     #[test]
     fn envelopes_round_trip_and_reject_other_versions() {

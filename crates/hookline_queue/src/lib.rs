@@ -11,7 +11,9 @@ mod error;
 mod publisher;
 mod topology;
 
-pub use envelope::{Envelope, TRACEPARENT_HEADER, traceparent_header};
+pub use envelope::{
+    BATCH_VERSION, Envelope, TRACEPARENT_HEADER, decode, encode_batch, traceparent_header,
+};
 pub use error::QueueError;
 pub use lapin::{BasicProperties, Channel, Connection, message::Delivery, options, types};
 pub use publisher::{Publisher, Route, connect, open_consumer};

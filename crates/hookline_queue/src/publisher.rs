@@ -167,6 +167,38 @@ impl Publisher {
         self.publish_messages(&messages, route, expiration).await
     }
 
+    /// Publishes the envelopes as messages of at most `per_message` pointers each (a
+    /// version-2 batch message; a lone envelope stays a version-1 message with its
+    /// `traceparent` header), all confirmed before this returns. One message per group
+    /// commit instead of one per event: the broker's cost is per message, and on a small
+    /// machine it is what bounds throughput.
+    ///
+    /// # Errors
+    /// [`QueueError`] if any message is not confirmed.
+    pub async fn publish_batched(
+        &self,
+        envelopes: &[Envelope],
+        route: Route,
+        per_message: usize,
+    ) -> Result<(), QueueError> {
+        let messages: Vec<Message> = envelopes
+            .chunks(per_message.max(1))
+            .map(|chunk| match chunk {
+                [one] => Message {
+                    body: one.to_bytes(),
+                    message_id: Some(one.event_id.to_string()),
+                    traceparent: one.traceparent.as_deref(),
+                },
+                many => Message {
+                    body: crate::encode_batch(many),
+                    message_id: None,
+                    traceparent: None,
+                },
+            })
+            .collect();
+        self.publish_messages(&messages, route, None).await
+    }
+
     /// Publishes raw bytes that are not an [`Envelope`] (a poison message on its way to
     /// the dead-letter queue, kept for inspection), with the same confirm guarantee.
     ///

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use hookline_db::{DbError, Pool, record_attempt_failure};
 use hookline_queue::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
 use hookline_queue::{
-    Delivery, Envelope, Publisher, Route, Topology, open_consumer, traceparent_header,
+    Delivery, Envelope, Publisher, Route, Topology, decode, open_consumer, traceparent_header,
 };
 use hookline_telemetry::names;
 use hookline_telemetry::{set_remote_parent, trace_id_of};
@@ -216,11 +216,15 @@ async fn drain(tasks: &mut JoinSet<()>, timeout: Duration) {
     }
 }
 
-/// Everything that happens to one delivery. Never panics out: the step runs in its own
-/// task, and every result ends in an ack, or a nack that requeues.
+/// Everything that happens to one delivery (one event, or the pointers of a batch that
+/// ingest committed together). Never panics out: every event is decided (batched with
+/// others by the processor), each failure is settled on its own (a retry or a dead letter
+/// for that event alone), and only then is the message acknowledged; if a failure cannot
+/// be settled, the whole message returns to the queue (the decided events are final and
+/// a redelivery skips them).
 async fn handle(shared: &Shared, delivery: Delivery) {
-    let envelope = match Envelope::from_bytes(&delivery.data) {
-        Ok(envelope) => envelope,
+    let envelopes = match decode(&delivery.data) {
+        Ok(envelopes) => envelopes,
         Err(e) => {
             // A poison message names no event we can read, so there is nothing to retry or
             // record, and requeueing it would loop forever. It goes to the dead-letter queue
@@ -242,9 +246,41 @@ async fn handle(shared: &Shared, delivery: Delivery) {
             return;
         }
     };
-    // The consumer span continues the trace ingest started: its parent is the publish
-    // span whose context travelled in the message's `traceparent` header.
-    let traceparent = traceparent_header(&delivery).or_else(|| envelope.traceparent.clone());
+    // A single-event message carries its trace context in the `traceparent` header; a
+    // batch carries each event's in the body.
+    let header = (envelopes.len() == 1)
+        .then(|| traceparent_header(&delivery))
+        .flatten();
+    let results = futures_util::future::join_all(envelopes.iter().map(|envelope| {
+        let traceparent = header.clone().or_else(|| envelope.traceparent.clone());
+        let span = consumer_span(shared, envelope, traceparent.as_deref());
+        async move {
+            let result = shared.processor.process(envelope.clone()).await;
+            if let Ok(outcome) = &result {
+                observe(envelope, outcome);
+            }
+            result
+        }
+        .instrument(span)
+    }))
+    .await;
+    let mut settled = true;
+    for (envelope, result) in envelopes.iter().zip(results) {
+        if let Err(error) = result {
+            settled &= settle_failure(shared, envelope, error).await;
+        }
+    }
+    if settled {
+        ack(&delivery, envelopes.first()).await;
+    } else {
+        tokio::time::sleep(REQUEUE_PAUSE).await;
+        nack_requeue(&delivery, envelopes.first()).await;
+    }
+}
+
+/// The consumer span of one event (messaging semantic conventions). It continues the
+/// trace ingest started: its parent is the producer span named by `traceparent`.
+fn consumer_span(shared: &Shared, envelope: &Envelope, traceparent: Option<&str>) -> tracing::Span {
     let queue = shared.publisher.topology().work_queue();
     let span = tracing::info_span!(
         "process",
@@ -258,20 +294,10 @@ async fn handle(shared: &Shared, delivery: Delivery) {
         webhook.source = %envelope.source,
         event.id = %envelope.event_id,
         attempt = envelope.attempt,
-        trace_id = trace_id_of(traceparent.as_deref()).unwrap_or_default(),
+        trace_id = trace_id_of(traceparent).unwrap_or_default(),
     );
-    set_remote_parent(&span, traceparent.as_deref());
-    async {
-        match shared.processor.process(envelope.clone()).await {
-            Ok(outcome) => {
-                observe(&envelope, &outcome);
-                ack(&delivery, Some(&envelope)).await;
-            }
-            Err(error) => settle_failure(shared, &delivery, &envelope, error).await,
-        }
-    }
-    .instrument(span)
-    .await;
+    set_remote_parent(&span, traceparent);
+    span
 }
 
 /// Runs `step` in its own task so a panic fails one message (as a transient error, which
@@ -361,12 +387,7 @@ fn observe(envelope: &Envelope, outcome: &Outcome) {
 /// A failed attempt: publish the message to its retry delay (or the dead-letter queue)
 /// with confirms, note the failure on the event, then ack the original. If the publish is
 /// not confirmed the original goes back to the queue instead: it is never lost.
-async fn settle_failure(
-    shared: &Shared,
-    delivery: &Delivery,
-    envelope: &Envelope,
-    error: ProcessError,
-) {
+async fn settle_failure(shared: &Shared, envelope: &Envelope, error: ProcessError) -> bool {
     let next = shared.policy.after_failure(envelope.attempt, &error);
     let published = match next {
         NextStep::Retry { delay, expiration } => {
@@ -395,9 +416,7 @@ async fn settle_failure(
             publish_error = %e,
             "could not schedule the retry; returning the message to the queue"
         );
-        tokio::time::sleep(REQUEUE_PAUSE).await;
-        nack_requeue(delivery, Some(envelope)).await;
-        return;
+        return false;
     }
     let source = envelope.source.clone();
     match next {
@@ -428,7 +447,7 @@ async fn settle_failure(
         }
     }
     record_failure(&shared.deps.pool, envelope, &error, next == NextStep::Dead).await;
-    ack(delivery, Some(envelope)).await;
+    true
 }
 
 /// Best effort: the broker already holds the retry, so a database that is still down

@@ -184,3 +184,67 @@ async fn overlapping_batches_racing_on_shared_resources_apply_each_event_once_an
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_message_settles_each_event_alone_and_a_failing_one_is_retried_then_dead_lettered_by_itself()
+ {
+    use common::{TestWorker, WAIT, event_state, ready_messages, test_publisher};
+    use diesel_async::RunQueryDsl;
+    use hookline_queue::{Envelope, Route, Topology};
+    use hookline_testkit::eventually;
+
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    for sql in [
+        "CREATE FUNCTION hl_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'injected serialization failure' USING ERRCODE = '40001'; END $$",
+        "CREATE TRIGGER hl_test_fail BEFORE UPDATE ON events FOR EACH ROW \
+         WHEN (NEW.state = 'processed' AND NEW.resource_key = 'run-doomed') EXECUTE FUNCTION hl_test_fail()",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+    }
+    let prefix = amqp_prefix();
+    let toml = config_toml(&db.url, &prefix, APIFY_SOURCE);
+    let worker = TestWorker::spawn(&toml).await;
+    let publisher = test_publisher(&toml, &prefix).await;
+    let good = insert(&db, "apify", Some("run-1"), Some("RUNNING")).await;
+    let doomed = insert(&db, "apify", Some("run-doomed"), Some("RUNNING")).await;
+    let also_good = insert(&db, "apify", Some("run-2"), Some("SUCCEEDED")).await;
+    let envelopes: Vec<Envelope> = [good, doomed, also_good]
+        .iter()
+        .map(|id| Envelope::new(*id, "apify", None))
+        .collect();
+    // One AMQP message carrying three pointers.
+    publisher
+        .publish_batched(&envelopes, Route::Work, 64)
+        .await
+        .unwrap();
+
+    eventually("the doomed event dead-lettered", WAIT, || async {
+        (event_state(&db, doomed).await.0 == "dead").then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(event_state(&db, good).await.0, "processed");
+    assert_eq!(event_state(&db, also_good).await.0, "processed");
+    let (_, attempts, last_error) = event_state(&db, doomed).await;
+    assert_eq!(attempts, 3, "max_attempts = 3");
+    assert!(last_error.unwrap().contains("serialization"));
+    eventually("the batch message acknowledged", WAIT, || async {
+        (ready_messages(&Topology::new(&prefix).work_queue()).await == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        ready_messages(&Topology::new(&prefix).dead_queue()).await,
+        1,
+        "only the doomed event"
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) AS n FROM transitions")
+            .await
+            .unwrap(),
+        2
+    );
+    worker.stop().await.unwrap();
+}
