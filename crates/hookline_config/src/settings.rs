@@ -67,7 +67,8 @@ pub struct HttpConfig {
     pub addr: String,
     /// Largest accepted body; larger is a 413 without buffering more than this.
     pub max_body_bytes: usize,
-    /// actix worker threads (default: one per core).
+    /// actix worker threads (default: half the cores, at least one: the database and
+    /// broker usually share the machine, and fewer threads mean fewer hand-offs).
     pub workers: Option<usize>,
 }
 
@@ -110,6 +111,9 @@ pub struct AmqpConfig {
 pub struct IngestConfig {
     /// Most requests committed by one INSERT.
     pub batch_max: usize,
+    /// Group-commit statements in flight at once. Fewer means larger batches, which is
+    /// what a CPU-bound database wants; more hides a slow statement behind another.
+    pub batchers: usize,
     /// Republish events still unconfirmed this long after commit.
     pub relay_after_ms: u64,
     /// How often the outbox relay looks.
@@ -177,6 +181,7 @@ fn defaults() -> Defaults {
         },
         ingest: IngestConfig {
             batch_max: 256,
+            batchers: 2,
             relay_after_ms: 5_000,
             relay_interval_ms: 1_000,
         },
@@ -284,6 +289,7 @@ impl Config {
             ("http.max_body_bytes", self.http.max_body_bytes as u64),
             ("database.pool_size", self.database.pool_size as u64),
             ("ingest.batch_max", self.ingest.batch_max as u64),
+            ("ingest.batchers", self.ingest.batchers as u64),
             ("worker.concurrency", self.worker.concurrency as u64),
             ("worker.max_attempts", u64::from(self.worker.max_attempts)),
             ("worker.retry_base_ms", self.worker.retry_base_ms),

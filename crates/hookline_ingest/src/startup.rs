@@ -117,9 +117,10 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(30)
         .listen(listener)?;
-        if let Some(workers) = config.http.workers {
-            server = server.workers(workers);
-        }
+        let workers = config.http.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+        });
+        server = server.workers(workers);
         let public = server.run();
 
         let admin_state = web::Data::new(AdminState {
