@@ -76,15 +76,20 @@ struct ExistingKey {
     dedup_key: String,
 }
 
-/// Stores a batch of events with one `INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING`
-/// and returns, per input row in order, its event id and whether it was a duplicate.
+/// Stores a batch of events and returns, per input row in order, its event id and
+/// whether it was a duplicate.
 ///
 /// Idempotency: exactly one row per `(source, dedup_key)` exists afterwards, whatever
-/// runs concurrently. A conflicting row still being inserted by another transaction is
-/// waited for, so a duplicate's answer never precedes the original's commit. Run it
-/// outside an explicit transaction: the insert commits on its own, and the look-up of
-/// duplicates runs as a second statement with a fresh snapshot that sees rows other
-/// transactions committed while the insert waited.
+/// runs concurrently. Three statements at most, each set-based:
+/// 1. look up the keys that are already committed (only keys go over the wire, so a
+///    retry storm costs index probes, not row construction);
+/// 2. `INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING` the rest, in key order (so
+///    concurrent batches sharing keys wait on each other in one order, never deadlock);
+///    a conflicting row another transaction is still inserting is waited for;
+/// 3. look up whatever conflicted in step 2, with a fresh snapshot that sees it.
+///
+/// A duplicate is therefore answered only once the original is committed. Run it
+/// outside an explicit transaction: each statement commits on its own.
 ///
 /// # Errors
 /// [`DbError`]; retryable when the database is unreachable.
@@ -95,80 +100,97 @@ pub async fn insert_events(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    // Insert in key order: concurrent batches that share keys then wait on each other in
-    // one order and cannot deadlock (a batch that waits on a row another batch is still
-    // inserting holds the rows it inserted before).
-    let mut order: Vec<&NewEvent> = batch.iter().collect();
-    order.sort_unstable_by(|a, b| (&a.source, &a.dedup_key).cmp(&(&b.source, &b.dedup_key)));
-    let inserted: Vec<InsertedId> = diesel::sql_query(
-        "INSERT INTO events (id, source, dedup_key, resource_key, status, headers, query, body, traceparent) \
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::bytea[], $9::text[]) \
-         ON CONFLICT (source, dedup_key) DO NOTHING RETURNING id",
-    )
-    .bind::<Array<diesel::sql_types::Uuid>, _>(order.iter().map(|e| e.id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(order.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(order.iter().map(|e| e.dedup_key.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(order.iter().map(|e| e.resource_key.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(order.iter().map(|e| e.status.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(order.iter().map(|e| &e.headers).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(order.iter().map(|e| e.query.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Bytea>, _>(order.iter().map(|e| e.body.as_slice()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(order.iter().map(|e| e.traceparent.as_deref()).collect::<Vec<_>>())
-    .load(conn)
-    .await?;
-
-    let new_ids: std::collections::HashSet<Uuid> = inserted.into_iter().map(|r| r.id).collect();
-    let mut results: Vec<Option<InsertResult>> = batch
+    let mut found = existing_ids(conn, batch.iter()).await?;
+    let missing: Vec<&NewEvent> = batch
         .iter()
-        .map(|e| {
-            new_ids.contains(&e.id).then_some(InsertResult {
-                event_id: e.id,
-                duplicate: false,
-            })
-        })
+        .filter(|e| !found.contains_key(&(e.source.clone(), e.dedup_key.clone())))
         .collect();
-    if new_ids.len() == batch.len() {
-        return Ok(results.into_iter().flatten().collect());
+    let mut new_ids = std::collections::HashSet::new();
+    if !missing.is_empty() {
+        let mut order = missing;
+        order.sort_unstable_by(|a, b| (&a.source, &a.dedup_key).cmp(&(&b.source, &b.dedup_key)));
+        let inserted: Vec<InsertedId> = diesel::sql_query(
+            "INSERT INTO events (id, source, dedup_key, resource_key, status, headers, query, body, traceparent) \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::bytea[], $9::text[]) \
+             ON CONFLICT (source, dedup_key) DO NOTHING RETURNING id",
+        )
+        .bind::<Array<diesel::sql_types::Uuid>, _>(order.iter().map(|e| e.id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(order.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(order.iter().map(|e| e.dedup_key.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(order.iter().map(|e| e.resource_key.as_deref()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(order.iter().map(|e| e.status.as_deref()).collect::<Vec<_>>())
+        .bind::<Array<Jsonb>, _>(order.iter().map(|e| &e.headers).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(order.iter().map(|e| e.query.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Bytea>, _>(order.iter().map(|e| e.body.as_slice()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(order.iter().map(|e| e.traceparent.as_deref()).collect::<Vec<_>>())
+        .load(conn)
+        .await?;
+        new_ids = inserted.into_iter().map(|r| r.id).collect();
+        let conflicted = order.into_iter().filter(|e| {
+            !new_ids.contains(&e.id)
+                && !found.contains_key(&(e.source.clone(), e.dedup_key.clone()))
+        });
+        let conflicted: Vec<&NewEvent> = conflicted.collect();
+        if !conflicted.is_empty() {
+            found.extend(existing_ids(conn, conflicted.into_iter()).await?);
+        }
     }
+    batch
+        .iter()
+        .map(|event| {
+            if new_ids.contains(&event.id) {
+                return Ok(InsertResult {
+                    event_id: event.id,
+                    duplicate: false,
+                });
+            }
+            // A row inserted earlier in this same batch counts as the first one.
+            match found.get(&(event.source.clone(), event.dedup_key.clone())) {
+                Some(id) => Ok(InsertResult {
+                    event_id: *id,
+                    duplicate: true,
+                }),
+                None => batch
+                    .iter()
+                    .find(|e| {
+                        new_ids.contains(&e.id)
+                            && e.source == event.source
+                            && e.dedup_key == event.dedup_key
+                    })
+                    .map(|first| InsertResult {
+                        event_id: first.id,
+                        duplicate: true,
+                    })
+                    // The conflicting row vanished between the statements (an operator
+                    // purge): nothing is stored, so this must not be acknowledged.
+                    .ok_or_else(|| {
+                        DbError::Unavailable("conflicting event vanished; retry".into())
+                    }),
+            }
+        })
+        .collect()
+}
 
-    let missing: Vec<&NewEvent> = batch.iter().filter(|e| !new_ids.contains(&e.id)).collect();
+/// The ids of the committed events among `events`' keys, by key.
+async fn existing_ids<'a>(
+    conn: &mut AsyncPgConnection,
+    events: impl Iterator<Item = &'a NewEvent>,
+) -> Result<std::collections::HashMap<(String, String), Uuid>, DbError> {
+    let (sources, keys): (Vec<&str>, Vec<&str>) = events
+        .map(|e| (e.source.as_str(), e.dedup_key.as_str()))
+        .unzip();
     let existing: Vec<ExistingKey> = diesel::sql_query(
         "SELECT e.id, e.source, e.dedup_key FROM events e \
          JOIN unnest($1::text[], $2::text[]) AS k(source, dedup_key) USING (source, dedup_key)",
     )
-    .bind::<Array<Text>, _>(
-        missing
-            .iter()
-            .map(|e| e.source.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(
-        missing
-            .iter()
-            .map(|e| e.dedup_key.as_str())
-            .collect::<Vec<_>>(),
-    )
+    .bind::<Array<Text>, _>(sources)
+    .bind::<Array<Text>, _>(keys)
     .load(conn)
     .await?;
-    let by_key: std::collections::HashMap<(&str, &str), Uuid> = existing
-        .iter()
-        .map(|k| ((k.source.as_str(), k.dedup_key.as_str()), k.id))
-        .collect();
-    for (slot, event) in results.iter_mut().zip(batch) {
-        if slot.is_none() {
-            let id = by_key
-                .get(&(event.source.as_str(), event.dedup_key.as_str()))
-                .copied()
-                // The conflicting row was deleted between the two statements (an operator
-                // purge): nothing is stored, so this must not be acknowledged as stored.
-                .ok_or_else(|| DbError::Unavailable("conflicting event vanished; retry".into()))?;
-            *slot = Some(InsertResult {
-                event_id: id,
-                duplicate: true,
-            });
-        }
-    }
-    Ok(results.into_iter().flatten().collect())
+    Ok(existing
+        .into_iter()
+        .map(|k| ((k.source, k.dedup_key), k.id))
+        .collect())
 }
 
 /// Marks events as confirmed by the broker. Only `received` rows change, so a worker
