@@ -59,7 +59,6 @@ psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -qc "CREATE D
 cat >"$work/hookline.toml" <<TOML
 [http]
 addr = "127.0.0.1:18090"
-workers = 2
 [admin]
 addr = "127.0.0.1:18091"
 [database]

@@ -81,8 +81,9 @@ struct ExistingKey {
 ///
 /// Idempotency: exactly one row per `(source, dedup_key)` exists afterwards, whatever
 /// runs concurrently. Three statements at most, each set-based:
-/// 1. look up the keys that are already committed (only keys go over the wire, so a
-///    retry storm costs index probes, not row construction);
+/// 1. if `lookup_first` (the caller expects duplicates), look up the keys that are
+///    already committed (only keys go over the wire, so a retry storm costs index
+///    probes, not row construction);
 /// 2. `INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING` the rest, in key order (so
 ///    concurrent batches sharing keys wait on each other in one order, never deadlock);
 ///    a conflicting row another transaction is still inserting is waited for;
@@ -96,11 +97,16 @@ struct ExistingKey {
 pub async fn insert_events(
     conn: &mut AsyncPgConnection,
     batch: &[NewEvent],
+    lookup_first: bool,
 ) -> Result<Vec<InsertResult>, DbError> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    let mut found = existing_ids(conn, batch.iter()).await?;
+    let mut found = if lookup_first {
+        existing_ids(conn, batch.iter()).await?
+    } else {
+        std::collections::HashMap::new()
+    };
     let missing: Vec<&NewEvent> = batch
         .iter()
         .filter(|e| !found.contains_key(&(e.source.clone(), e.dedup_key.clone())))

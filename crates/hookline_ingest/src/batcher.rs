@@ -66,6 +66,9 @@ async fn run(
     committed: mpsc::Sender<Committed>,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
+    // Moving average of the duplicate share: while duplicates are common (a retry storm),
+    // committed keys are looked up before any row is built; otherwise rows go straight in.
+    let mut duplicate_share = 0.0_f64;
     loop {
         {
             let mut rx = rx.lock().await;
@@ -77,7 +80,12 @@ async fn run(
         let started = Instant::now();
         let (rows, replies): (Vec<NewEvent>, Vec<_>) =
             batch.drain(..).map(|p| (p.event, p.reply)).unzip();
-        let result = insert_with_retry(&pool, &rows).await;
+        let result = insert_with_retry(&pool, &rows, duplicate_share > 0.05).await;
+        if let Ok(results) = &result {
+            let share =
+                results.iter().filter(|r| r.duplicate).count() as f64 / results.len().max(1) as f64;
+            duplicate_share = 0.8 * duplicate_share + 0.2 * share;
+        }
         metrics::histogram!(names::INGEST_BATCH_SIZE).record(rows.len() as f64);
         match result {
             Ok(results) => {
@@ -109,17 +117,18 @@ async fn run(
     }
 }
 
-/// One statement per batch; a deadlock or serialization failure (rare: batches insert in
+/// One group commit ([`insert_events`]); a deadlock or serialization failure (rare: batches insert in
 /// key order) gets one immediate second try before the requests are answered 503.
 async fn insert_with_retry(
     pool: &Pool,
     rows: &[NewEvent],
+    lookup_first: bool,
 ) -> Result<Vec<InsertResult>, hookline_db::DbError> {
     let mut retried = false;
     loop {
         let result = async {
             let mut conn = pool.get().await?;
-            insert_events(&mut conn, rows).await
+            insert_events(&mut conn, rows, lookup_first).await
         }
         .await;
         match result {

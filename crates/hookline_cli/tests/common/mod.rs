@@ -102,6 +102,7 @@ impl Stack {
                 body: format!(r#"{{"key":"{dedup_key}"}}"#).into_bytes(),
                 traceparent: None,
             }],
+            false,
         )
         .await
         .expect("insert event");

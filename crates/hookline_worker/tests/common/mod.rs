@@ -54,6 +54,7 @@ pub async fn insert(
             body: b"{}".to_vec(),
             traceparent: None,
         }],
+        false,
     )
     .await
     .expect("insert event");
