@@ -161,4 +161,7 @@ with open(out, "w") as fh:
     fh.write("\nEnd-to-end latency is received → processed (PostgreSQL timestamps); end-to-end throughput is "
              "processed events over first receipt → last processing.\n")
 print(open(out).read())
+# A smoke run asserts no timing, only that the pipeline lost nothing.
+if smoke and not all(j(f"e2e{w}")["e2e"]["complete"] for w in ("1", "2")):
+    sys.exit("smoke: not every accepted event was processed")
 PY
