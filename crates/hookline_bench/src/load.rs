@@ -119,15 +119,18 @@ impl Generator {
 
     /// A new event, or (with probability dup_ratio) an earlier one again.
     fn pick(&self) -> Option<u64> {
-        let sent = self.next.load(Ordering::Relaxed);
+        // The counter overshoots the limit when connections race past it: only ids that
+        // can have been sent as new events are eligible as duplicates.
+        let limit = self
+            .args
+            .events
+            .map_or(u64::MAX, |n| n + self.args.seed_events);
+        let sent = self.next.load(Ordering::Relaxed).min(limit);
         if sent > 0 && fastrand::f64() < self.args.dup_ratio {
             return Some(fastrand::u64(..sent));
         }
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        match self.args.events {
-            Some(limit) if seq >= limit + self.args.seed_events => None,
-            _ => Some(seq),
-        }
+        (seq < limit).then_some(seq)
     }
 }
 
