@@ -197,7 +197,7 @@ impl Application {
         let public = tokio::spawn(public);
         let admin = tokio::spawn(admin);
         tokio::select! {
-            _ = shutdown_signal() => tracing::info!("signal received; draining"),
+            _ = hookline_telemetry::shutdown_signal() => tracing::info!("signal received; draining"),
             _ = stop_rx.wait_for(|stop| *stop) => tracing::info!("stop requested; draining"),
         }
         // Graceful: in-flight requests complete (their rows commit) before workers exit;
@@ -215,25 +215,6 @@ impl Application {
         tracing::info!("ingest stopped");
         Ok(())
     }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 async fn healthz() -> HttpResponse {

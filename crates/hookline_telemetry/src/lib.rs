@@ -15,6 +15,30 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub mod names;
 mod tracing_setup;
 
+pub use shutdown::shutdown_signal;
+
+mod shutdown {
+    /// Resolves on SIGTERM or SIGINT: the signal both services drain on (stop taking
+    /// work, finish what is in flight, exit 0).
+    pub async fn shutdown_signal() {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                let _ = ctrl_c.await;
+                return;
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    }
+}
+
 pub use tracing_setup::{
     TelemetryGuard, init, init_with_provider, provider_with, set_remote_parent, trace_id_of,
     traceparent_of, tracing_enabled,

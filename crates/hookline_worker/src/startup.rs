@@ -137,7 +137,7 @@ impl Worker {
         } = self;
         let consumer = tokio::spawn(consume::run(shared, settings, connected, stop_rx.clone()));
         tokio::select! {
-            _ = shutdown_signal() => tracing::info!("signal received; draining"),
+            _ = hookline_telemetry::shutdown_signal() => tracing::info!("signal received; draining"),
             _ = stop_rx.wait_for(|stop| *stop) => tracing::info!("stop requested; draining"),
         }
         let _ = stop_tx.send(true);
@@ -148,23 +148,4 @@ impl Worker {
         tracing::info!("worker stopped");
         Ok(())
     }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

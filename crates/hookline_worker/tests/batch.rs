@@ -5,19 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{deps, insert, resource};
+use common::{deps, insert, rank, resource};
 use hookline_testkit::{APIFY_SOURCE, TestDb, amqp_prefix, config_toml, count};
 use hookline_worker::{Outcome, process_batch};
 use uuid::Uuid;
-
-fn rank(status: &str) -> usize {
-    match status {
-        "READY" => 0,
-        "RUNNING" => 1,
-        "TIMING-OUT" | "ABORTING" => 2,
-        _ => 3,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_batch_applies_the_lifecycle_in_arrival_order_and_settles_every_kind_of_event() {
@@ -189,20 +180,11 @@ async fn overlapping_batches_racing_on_shared_resources_apply_each_event_once_an
 async fn a_batch_message_settles_each_event_alone_and_a_failing_one_is_retried_then_dead_lettered_by_itself()
  {
     use common::{TestWorker, WAIT, event_state, ready_messages, test_publisher};
-    use diesel_async::RunQueryDsl;
     use hookline_queue::{Envelope, Route, Topology};
     use hookline_testkit::eventually;
 
     let db = TestDb::new().await;
-    let mut conn = db.connect().await;
-    for sql in [
-        "CREATE FUNCTION hl_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN RAISE EXCEPTION 'injected serialization failure' USING ERRCODE = '40001'; END $$",
-        "CREATE TRIGGER hl_test_fail BEFORE UPDATE ON events FOR EACH ROW \
-         WHEN (NEW.state = 'processed' AND NEW.resource_key = 'run-doomed') EXECUTE FUNCTION hl_test_fail()",
-    ] {
-        diesel::sql_query(sql).execute(&mut conn).await.unwrap();
-    }
+    common::fail_processing_transiently(&db, Some("run-doomed")).await;
     let prefix = amqp_prefix();
     let toml = config_toml(&db.url, &prefix, APIFY_SOURCE);
     let worker = TestWorker::spawn(&toml).await;

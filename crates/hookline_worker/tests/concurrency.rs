@@ -4,30 +4,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{deps, envelope, insert, resource};
+use common::{STATUSES, deps, envelope, insert, rank, resource};
 use futures_util::StreamExt;
 use hookline_testkit::{APIFY_SOURCE, TestDb, amqp_prefix, config_toml, count};
 use hookline_worker::{Outcome, process};
-
-const STATUSES: [&str; 8] = [
-    "READY",
-    "RUNNING",
-    "TIMING-OUT",
-    "ABORTING",
-    "SUCCEEDED",
-    "FAILED",
-    "TIMED-OUT",
-    "ABORTED",
-];
-
-fn rank(status: &str) -> usize {
-    match status {
-        "READY" => 0,
-        "RUNNING" => 1,
-        "TIMING-OUT" | "ABORTING" => 2,
-        _ => 3,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_shuffled_statuses_of_one_run_on_sixteen_workers_give_one_transition_each_and_only_move_forward()

@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use common::TestWorker;
-use diesel_async::RunQueryDsl;
 use hookline_testkit::{
     APIFY_SOURCE, TestDb, TestIngest, amqp_prefix, apify_body, config_toml, count, eventually,
 };
@@ -25,15 +24,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 async fn ingest_and_worker_expose_every_operational_metric() {
     let db = TestDb::new().await;
     // One run's processing always fails transiently, to exercise retries and dead-lettering.
-    let mut conn = db.connect().await;
-    for sql in [
-        "CREATE FUNCTION hl_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN RAISE EXCEPTION 'injected serialization failure' USING ERRCODE = '40001'; END $$",
-        "CREATE TRIGGER hl_test_fail BEFORE UPDATE ON events FOR EACH ROW \
-         WHEN (NEW.state = 'processed' AND NEW.resource_key = 'run-doomed') EXECUTE FUNCTION hl_test_fail()",
-    ] {
-        diesel::sql_query(sql).execute(&mut conn).await.unwrap();
-    }
+    common::fail_processing_transiently(&db, Some("run-doomed")).await;
     let prefix = amqp_prefix();
     let toml = config_toml(&db.url, &prefix, APIFY_SOURCE);
     let ingest = TestIngest::spawn(&toml).await;

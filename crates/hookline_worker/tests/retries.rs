@@ -4,26 +4,12 @@
 mod common;
 
 use common::{
-    TestWorker, WAIT, broker_channel, envelope, event_state, insert, ready_messages, test_publisher,
+    TestWorker, WAIT, broker_channel, envelope, event_state, fail_processing_transiently, insert,
+    ready_messages, test_publisher,
 };
-use diesel_async::RunQueryDsl;
 use hookline_queue::options::{BasicGetOptions, BasicPublishOptions};
 use hookline_queue::{Envelope, Route, Topology};
 use hookline_testkit::{APIFY_SOURCE, Proxy, TestDb, amqp_prefix, config_toml, count, eventually};
-
-/// Makes every attempt to mark an event processed fail with a serialization failure
-/// (SQLSTATE 40001), the transient error a real database produces under contention.
-async fn fail_processing_transiently(db: &TestDb) {
-    let mut conn = db.connect().await;
-    for sql in [
-        "CREATE FUNCTION hl_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN RAISE EXCEPTION 'injected serialization failure' USING ERRCODE = '40001'; END $$",
-        "CREATE TRIGGER hl_test_fail BEFORE UPDATE ON events FOR EACH ROW \
-         WHEN (NEW.state = 'processed') EXECUTE FUNCTION hl_test_fail()",
-    ] {
-        diesel::sql_query(sql).execute(&mut conn).await.unwrap();
-    }
-}
 
 /// Takes one message off the dead-letter queue.
 async fn take_dead(prefix: &str) -> Envelope {
@@ -49,7 +35,7 @@ async fn a_transient_failure_is_retried_then_dead_lettered_with_attempts_and_las
     let db = TestDb::new().await;
     let prefix = amqp_prefix();
     let toml = config_toml(&db.url, &prefix, APIFY_SOURCE);
-    fail_processing_transiently(&db).await;
+    fail_processing_transiently(&db, None).await;
     let worker = TestWorker::spawn(&toml).await;
     let publisher = test_publisher(&toml, &prefix).await;
     let id = insert(&db, "apify", Some("run-1"), Some("RUNNING")).await;

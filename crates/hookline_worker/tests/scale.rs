@@ -5,9 +5,12 @@
 //! highest-rank status. (Ingest runs in-process here: this crate's tests can start only
 //! its own binary; each ingest instance has its own server, pool and publisher.)
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::{STATUSES, rank};
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
@@ -23,26 +26,6 @@ resource_key = "{json:/eventData/actorRunId}"
 status = "{json:/resource/status}"
 lifecycle = "apify-run"
 "#;
-const STATUSES: [&str; 8] = [
-    "READY",
-    "RUNNING",
-    "TIMING-OUT",
-    "ABORTING",
-    "SUCCEEDED",
-    "FAILED",
-    "TIMED-OUT",
-    "ABORTED",
-];
-
-fn rank(status: &str) -> usize {
-    match status {
-        "READY" => 0,
-        "RUNNING" => 1,
-        "TIMING-OUT" | "ABORTING" => 2,
-        _ => 3,
-    }
-}
-
 fn spawn_worker(config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_hookline-worker"))
         .env("HOOKLINE_CONFIG", config)

@@ -150,3 +150,45 @@ pub async fn test_publisher(toml: &str, prefix: &str) -> hookline_queue::Publish
     publisher.ensure_connected().await.expect("broker up");
     publisher
 }
+
+/// Every status of the `apify-run` lifecycle.
+pub const STATUSES: [&str; 8] = [
+    "READY",
+    "RUNNING",
+    "TIMING-OUT",
+    "ABORTING",
+    "SUCCEEDED",
+    "FAILED",
+    "TIMED-OUT",
+    "ABORTED",
+];
+
+/// The rank of an `apify-run` status, written out independently of the code under test.
+pub fn rank(status: &str) -> usize {
+    match status {
+        "READY" => 0,
+        "RUNNING" => 1,
+        "TIMING-OUT" | "ABORTING" => 2,
+        _ => 3,
+    }
+}
+
+/// Makes marking an event processed fail with a serialization failure (SQLSTATE 40001),
+/// the transient error a real database produces under contention: for every event, or
+/// only for those of `resource_key`.
+pub async fn fail_processing_transiently(db: &TestDb, resource_key: Option<&str>) {
+    use diesel_async::RunQueryDsl;
+    let only = resource_key.map_or(String::new(), |k| format!(" AND NEW.resource_key = '{k}'"));
+    let mut conn = db.connect().await;
+    for sql in [
+        "CREATE FUNCTION hl_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'injected serialization failure' USING ERRCODE = '40001'; END $$"
+            .to_string(),
+        format!(
+            "CREATE TRIGGER hl_test_fail BEFORE UPDATE ON events FOR EACH ROW \
+             WHEN (NEW.state = 'processed'{only}) EXECUTE FUNCTION hl_test_fail()"
+        ),
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+    }
+}
