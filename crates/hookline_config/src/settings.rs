@@ -118,6 +118,9 @@ pub struct IngestConfig {
     pub relay_after_ms: u64,
     /// How often the outbox relay looks.
     pub relay_interval_ms: u64,
+    /// Memory for recently committed keys, so duplicates are answered without a database
+    /// round trip (0 turns the cache off).
+    pub dedup_cache_bytes: usize,
 }
 
 /// `[worker]`
@@ -184,6 +187,7 @@ fn defaults() -> Defaults {
             batchers: 2,
             relay_after_ms: 5_000,
             relay_interval_ms: 1_000,
+            dedup_cache_bytes: 8 * 1024 * 1024,
         },
         worker: WorkerConfig {
             concurrency: 64,

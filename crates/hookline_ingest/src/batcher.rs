@@ -7,6 +7,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::outbox::Committed;
+use crate::seen::SeenKeys;
 
 /// One request waiting for its row to commit.
 struct Pending {
@@ -21,15 +22,18 @@ struct Pending {
 #[derive(Clone)]
 pub struct Batcher {
     tx: mpsc::Sender<Pending>,
+    seen: Arc<SeenKeys>,
 }
 
 impl Batcher {
-    /// Starts `tasks` batcher tasks on `pool`; new events are announced on `committed`.
+    /// Starts `tasks` batcher tasks on `pool`; new events are announced on `committed`,
+    /// and every committed key is remembered in `seen`.
     pub fn start(
         pool: Pool,
         batch_max: usize,
         tasks: usize,
         committed: mpsc::Sender<Committed>,
+        seen: Arc<SeenKeys>,
     ) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel::<Pending>(batch_max * tasks * 4);
         let rx = Arc::new(Mutex::new(rx));
@@ -38,10 +42,17 @@ impl Batcher {
                 let rx = rx.clone();
                 let pool = pool.clone();
                 let committed = committed.clone();
-                tokio::spawn(async move { run(rx, pool, batch_max, committed).await })
+                let seen = seen.clone();
+                tokio::spawn(async move { run(rx, pool, batch_max, committed, seen).await })
             })
             .collect();
-        (Self { tx }, handles)
+        (Self { tx, seen }, handles)
+    }
+
+    /// The first event's id if this key is known to be committed already: the answer the
+    /// database would give, without asking it.
+    pub fn committed_id(&self, source: &str, dedup_key: &str) -> Option<Uuid> {
+        self.seen.get(source, dedup_key)
     }
 
     /// Stores `event` (or finds the existing one) and returns once committed.
@@ -64,6 +75,7 @@ async fn run(
     pool: Pool,
     batch_max: usize,
     committed: mpsc::Sender<Committed>,
+    seen: Arc<SeenKeys>,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
     // Moving average of the duplicate share: while duplicates are common (a retry storm),
@@ -89,6 +101,11 @@ async fn run(
         metrics::histogram!(names::INGEST_BATCH_SIZE).record(rows.len() as f64);
         match result {
             Ok(results) => {
+                seen.insert_all(
+                    rows.iter()
+                        .zip(&results)
+                        .map(|(row, r)| (row.source.as_str(), row.dedup_key.as_str(), r.event_id)),
+                );
                 for ((row, reply), result) in rows.iter().zip(replies).zip(results) {
                     if !result.duplicate {
                         // Full queue: the outbox relay publishes it a little later instead.

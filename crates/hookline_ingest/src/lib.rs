@@ -10,6 +10,7 @@ mod admin;
 mod batcher;
 mod error;
 mod outbox;
+mod seen;
 mod startup;
 mod webhook;
 

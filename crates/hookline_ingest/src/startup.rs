@@ -17,6 +17,7 @@ use crate::admin::{self, AdminState};
 use crate::batcher::Batcher;
 use crate::error::json_error;
 use crate::outbox::{run_publisher, run_relay};
+use crate::seen::SeenKeys;
 use crate::webhook::{WebhookState, receive};
 
 /// A built ingest service: listeners bound, background tasks running. Port 0 in the
@@ -72,12 +73,16 @@ impl Application {
         }
 
         let (committed_tx, committed_rx) = mpsc::channel(65_536);
-        let batch_tasks = (config.database.pool_size / 2).clamp(1, 8);
+        let batch_tasks = config.ingest.batchers;
         let (batcher, mut tasks) = Batcher::start(
             pool.clone(),
             config.ingest.batch_max,
             batch_tasks,
             committed_tx,
+            Arc::new(SeenKeys::new(
+                config.ingest.dedup_cache_bytes,
+                crate::seen::MAX_AGE,
+            )),
         );
         let publisher_task =
             tokio::spawn(run_publisher(committed_rx, publisher.clone(), pool.clone()));

@@ -145,6 +145,16 @@ async fn handle(
         .transpose()?;
     drop(input);
 
+    // A key already known to be committed gets the database's answer without the trip.
+    if let Some(event_id) = state.batcher.committed_id(&source.name, &dedup_key) {
+        metrics::counter!(names::INGEST_DEDUP_CACHE_HITS).increment(1);
+        return Ok(Accepted {
+            status: "duplicate",
+            event_id,
+            duplicate: true,
+        });
+    }
+
     let event = NewEvent {
         id: new_event_id(),
         source: source.name.clone(),

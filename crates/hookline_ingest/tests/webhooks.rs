@@ -319,6 +319,61 @@ async fn bad_input_gets_a_clear_json_error_and_never_a_500() {
     app.stop().await;
 }
 
+/// A retry of a committed event is answered from the ingest's memory of committed keys:
+/// same answer as the database's (200, the first id), even while the database is down. A
+/// key it has not seen committed still needs the database, so it gets 503 then. With the
+/// cache off (`dedup_cache_bytes = 0`), every request needs the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_of_committed_events_are_answered_from_memory_while_the_database_is_down() {
+    for cache in [true, false] {
+        let db = TestDb::new().await;
+        let proxy = Proxy::start("127.0.0.1:5432").await;
+        let extra = if cache {
+            APIFY_SOURCE.to_string()
+        } else {
+            format!("[ingest]\ndedup_cache_bytes = 0\n{APIFY_SOURCE}")
+        };
+        let app =
+            TestIngest::spawn(&config_toml(&db.url_via(&proxy), &amqp_prefix(), &extra)).await;
+        let body = apify_body("cached", "RUNNING");
+        let (status, first) = json(app.post("apify", &[TOKEN], body.clone()).await).await;
+        assert_eq!(status, 202, "{first}");
+
+        proxy.down();
+        let (status, retry) = json(app.post("apify", &[TOKEN], body.clone()).await).await;
+        if cache {
+            assert_eq!(status, 200, "{retry}");
+            assert_eq!(retry["duplicate"], true);
+            assert_eq!(retry["event_id"], first["event_id"]);
+        } else {
+            assert_eq!(
+                (status, retry["error"].as_str()),
+                (503, Some("unavailable"))
+            );
+        }
+        let (status, _) = json(
+            app.post("apify", &[TOKEN], apify_body("unseen", "RUNNING"))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 503, "a new key needs the database");
+        // A bad signature is still refused before any cache lookup.
+        let (status, _) = json(
+            app.post("apify", &[("x-hookline-token", "wrong")], body)
+                .await,
+        )
+        .await;
+        assert_eq!(status, 401);
+        proxy.up();
+        assert_eq!(
+            count(&db, "SELECT count(*) AS n FROM events")
+                .await
+                .unwrap(),
+            1
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_down_answers_503_with_retry_after_and_recovers_without_a_restart() {
     let db = TestDb::new().await;

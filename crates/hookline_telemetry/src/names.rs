@@ -5,6 +5,8 @@
 pub const INGEST_REQUESTS: &str = "hookline_ingest_requests_total";
 /// Histogram of request handling time, label `outcome`.
 pub const INGEST_LATENCY: &str = "hookline_ingest_request_duration_seconds";
+/// Counter of duplicates answered from the cache of committed keys (no database trip).
+pub const INGEST_DEDUP_CACHE_HITS: &str = "hookline_ingest_dedup_cache_hits_total";
 /// Histogram of rows per group-commit batch.
 pub const INGEST_BATCH_SIZE: &str = "hookline_ingest_batch_rows";
 /// Counter of broker confirms, label `result` (ack, error).
