@@ -98,7 +98,6 @@ pub async fn show(
         ("attempts", event.attempts.to_string()),
         ("last error", opt(event.last_error.as_deref())),
         ("received at", time_cell(event.received_at)),
-        ("published at", opt_time_cell(event.published_at)),
         ("processed at", opt_time_cell(event.processed_at)),
         ("traceparent", opt(event.traceparent.as_deref())),
         (
@@ -206,7 +205,6 @@ fn summary_json(e: &Event) -> Value {
         "attempts": e.attempts,
         "last_error": e.last_error,
         "received_at": rfc3339(e.received_at),
-        "published_at": opt_rfc3339(e.published_at),
         "processed_at": opt_rfc3339(e.processed_at),
     })
 }

@@ -1,10 +1,12 @@
+use diesel::dsl::{exists, not};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::schema::{events, resources, transitions};
+use crate::schema::{events, outbox, resources, transitions};
 use crate::{DbError, Event};
 
 /// One event by id.
@@ -12,12 +14,58 @@ use crate::{DbError, Event};
 /// # Errors
 /// [`DbError`].
 pub async fn find_event(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Event>, DbError> {
-    Ok(events::table
+    let event = events::table
         .find(id)
         .select(Event::as_select())
         .first(conn)
         .await
-        .optional()?)
+        .optional()?;
+    let mut events: Vec<Event> = event.into_iter().collect();
+    report_states(conn, &mut events).await?;
+    Ok(events.pop())
+}
+
+/// Sets each event's `state` as reported: a stored `received` is `published` once its
+/// outbox row is gone (the broker confirmed it).
+async fn report_states(conn: &mut AsyncPgConnection, events: &mut [Event]) -> Result<(), DbError> {
+    let waiting: Vec<Uuid> = events
+        .iter()
+        .filter(|e| e.state == "received")
+        .map(|e| e.id)
+        .collect();
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let queued: std::collections::HashSet<Uuid> = outbox::table
+        .filter(outbox::event_id.eq_any(&waiting))
+        .select(outbox::event_id)
+        .load::<Uuid>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    for event in events.iter_mut() {
+        if event.state == "received" && !queued.contains(&event.id) {
+            event.state = "published".into();
+        }
+    }
+    Ok(())
+}
+
+/// Restricts `query` to events in the reported `state` (see [`report_states`]).
+pub(crate) fn in_state<'a, ST: 'a>(
+    query: events::BoxedQuery<'a, Pg, ST>,
+    state: &'a str,
+) -> events::BoxedQuery<'a, Pg, ST> {
+    let queued = exists(outbox::table.filter(outbox::event_id.eq(events::id)));
+    match state {
+        "received" => query.filter(events::state.eq("received")).filter(queued),
+        "published" => query.filter(
+            events::state
+                .eq("published")
+                .or(events::state.eq("received").and(not(queued))),
+        ),
+        other => query.filter(events::state.eq(other)),
+    }
 }
 
 /// Which events to list; unset fields do not filter.
@@ -53,7 +101,7 @@ pub async fn find_events(
         query = query.filter(events::dedup_key.eq(key));
     }
     if let Some(state) = &filter.state {
-        query = query.filter(events::state.eq(state));
+        query = in_state(query, state);
     }
     if let Some(since) = filter.since {
         query = query.filter(events::received_at.ge(since));
@@ -61,11 +109,13 @@ pub async fn find_events(
     if let Some(until) = filter.until {
         query = query.filter(events::received_at.lt(until));
     }
-    Ok(query
+    let mut events = query
         .order(events::received_at.desc())
         .limit(filter.limit.clamp(1, 10_000))
         .load(conn)
-        .await?)
+        .await?;
+    report_states(conn, &mut events).await?;
+    Ok(events)
 }
 
 /// A resource with its transition log, as the admin API shows it.

@@ -6,7 +6,7 @@ use hookline_domain::Headers;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::schema::events;
+use crate::schema::{events, outbox};
 use crate::{DbError, EventHead};
 
 /// An event as ingest is about to store it.
@@ -115,10 +115,14 @@ pub async fn insert_events(
     if !missing.is_empty() {
         let mut order = missing;
         order.sort_unstable_by(|a, b| (&a.source, &a.dedup_key).cmp(&(&b.source, &b.dedup_key)));
+        // New rows and their outbox rows in one statement (so in one commit).
         let inserted: Vec<InsertedId> = diesel::sql_query(
-            "INSERT INTO events (id, source, dedup_key, resource_key, status, headers, query, body, traceparent) \
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::bytea[], $9::text[]) \
-             ON CONFLICT (source, dedup_key) DO NOTHING RETURNING id",
+            "WITH new AS (\
+               INSERT INTO events (id, source, dedup_key, resource_key, status, headers, query, body, traceparent) \
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::bytea[], $9::text[]) \
+               ON CONFLICT (source, dedup_key) DO NOTHING RETURNING id, received_at), \
+             queued AS (INSERT INTO outbox (event_id, received_at) SELECT id, received_at FROM new) \
+             SELECT id FROM new",
         )
         .bind::<Array<diesel::sql_types::Uuid>, _>(order.iter().map(|e| e.id).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(order.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
@@ -199,8 +203,9 @@ async fn existing_ids<'a>(
         .collect())
 }
 
-/// Marks events as confirmed by the broker. Only `received` rows change, so a worker
-/// that already processed an event (it can be faster than the confirm) is never undone.
+/// Marks events as confirmed by the broker: their outbox rows go, so they count as
+/// `published`. The events rows are not touched, so this never waits on (or undoes) a
+/// worker that is already processing them; returns how many were still waiting.
 ///
 /// # Errors
 /// [`DbError`].
@@ -208,15 +213,11 @@ pub async fn mark_published(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Resul
     if ids.is_empty() {
         return Ok(0);
     }
-    Ok(diesel::update(events::table)
-        .filter(events::id.eq_any(ids))
-        .filter(events::state.eq("received"))
-        .set((
-            events::state.eq("published"),
-            events::published_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?)
+    Ok(
+        diesel::delete(outbox::table.filter(outbox::event_id.eq_any(ids)))
+            .execute(conn)
+            .await?,
+    )
 }
 
 /// An event the outbox relay must (re)publish.
@@ -242,29 +243,44 @@ pub async fn claim_outbox(
     cutoff: OffsetDateTime,
     limit: i64,
 ) -> Result<Vec<OutboxEntry>, DbError> {
-    Ok(events::table
-        .filter(events::state.eq("received"))
-        .filter(events::received_at.lt(cutoff))
-        .order(events::received_at)
+    // In id order (UUIDv7: arrival order) along the primary key; only outbox rows are
+    // locked, never the events a worker may hold.
+    let claimed: Vec<Uuid> = outbox::table
+        .filter(outbox::received_at.lt(cutoff))
+        .order(outbox::event_id)
         .limit(limit)
-        .select((events::id, events::source, events::traceparent))
+        .select(outbox::event_id)
         .for_update()
         .skip_locked()
         .load(conn)
-        .await?)
+        .await?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let entries: Vec<OutboxEntry> = events::table
+        .filter(events::id.eq_any(&claimed))
+        .order(events::id)
+        .select((events::id, events::source, events::traceparent))
+        .load(conn)
+        .await?;
+    if entries.len() < claimed.len() {
+        // Rows deleted by hand: nothing to publish, so their outbox rows go too.
+        let orphans: Vec<Uuid> = claimed
+            .into_iter()
+            .filter(|id| entries.binary_search_by(|e| e.id.cmp(id)).is_err())
+            .collect();
+        mark_published(conn, &orphans).await?;
+    }
+    Ok(entries)
 }
 
 /// Counts events committed but not yet confirmed by the broker (the outbox backlog).
-/// Read-only; cheap, because the partial index `events_outbox` holds only those rows.
+/// Read-only; cheap, because the outbox table holds only those rows.
 ///
 /// # Errors
 /// [`DbError`].
 pub async fn count_outbox(conn: &mut AsyncPgConnection) -> Result<i64, DbError> {
-    Ok(events::table
-        .filter(events::state.eq("received"))
-        .count()
-        .get_result(conn)
-        .await?)
+    Ok(outbox::table.count().get_result(conn).await?)
 }
 
 /// Locks one event row (`FOR UPDATE`) for processing; `None` if it does not exist.

@@ -19,7 +19,8 @@ pub struct Event {
     pub resource_key: Option<String>,
     /// The status the event reports, if the source has a status template.
     pub status: Option<String>,
-    /// `received | published | processed | failed | dead`.
+    /// `received | published | processed | failed | dead` (as the functions returning an
+    /// `Event` report it: `received` while the event waits in the outbox).
     pub state: String,
     /// Request headers as stored (see the migration for the shape).
     pub headers: serde_json::Value,
@@ -35,8 +36,6 @@ pub struct Event {
     pub last_error: Option<String>,
     /// When ingest committed it.
     pub received_at: OffsetDateTime,
-    /// When the broker confirmed it.
-    pub published_at: Option<OffsetDateTime>,
     /// When a worker finished with it.
     pub processed_at: Option<OffsetDateTime>,
 }

@@ -37,7 +37,7 @@ impl EventSelection {
             query = query.filter(events::source.eq(source));
         }
         if let Some(state) = &self.state {
-            query = query.filter(events::state.eq(state));
+            query = crate::admin::in_state(query, state);
         }
         if let Some(since) = self.since {
             query = query.filter(events::received_at.ge(since));
@@ -126,7 +126,6 @@ pub async fn reset_for_replay(
             events::attempts.eq(0),
             events::last_error.eq(None::<String>),
             events::processed_at.eq(None::<OffsetDateTime>),
-            events::published_at.eq(diesel::dsl::now),
         ))
         .execute(conn)
         .await?)

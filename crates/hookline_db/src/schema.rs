@@ -16,7 +16,6 @@ diesel::table! {
         attempts -> Int4,
         last_error -> Nullable<Text>,
         received_at -> Timestamptz,
-        published_at -> Nullable<Timestamptz>,
         processed_at -> Nullable<Timestamptz>,
     }
 }
@@ -48,4 +47,11 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(events, resources, transitions);
+diesel::table! {
+    outbox (event_id) {
+        event_id -> Uuid,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(events, outbox, resources, transitions);

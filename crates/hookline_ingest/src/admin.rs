@@ -93,7 +93,6 @@ pub fn event_json(e: &Event) -> serde_json::Value {
         "attempts": e.attempts,
         "last_error": e.last_error,
         "received_at": fmt(Some(e.received_at)),
-        "published_at": fmt(e.published_at),
         "processed_at": fmt(e.processed_at),
         "headers": e.headers,
         "query": e.query,

@@ -119,14 +119,7 @@ async fn a_sigkilled_ingest_loses_nothing_it_acknowledged_and_its_outbox_is_rela
         "every stored event published",
         Duration::from_secs(60),
         || async {
-            (count(
-                &db,
-                "SELECT count(*) AS n FROM events WHERE state = 'received'",
-            )
-            .await
-            .ok()?
-                == 0)
-                .then_some(())
+            (count(&db, "SELECT count(*) AS n FROM outbox").await.ok()? == 0).then_some(())
         },
     )
     .await
