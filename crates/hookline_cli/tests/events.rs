@@ -46,6 +46,21 @@ async fn events_list_filters_by_source_state_dedup_key_and_time_range() {
             .await),
         [b.to_string()]
     );
+    // `received` while the outbox holds it, `published` once the broker confirmed it.
+    assert_eq!(
+        ids(stack.json(&["events", "list", "--state", "received"]).await),
+        [a.to_string(), c.to_string()]
+    );
+    stack
+        .sql(&format!("DELETE FROM outbox WHERE event_id = '{c}'"))
+        .await;
+    assert_eq!(
+        ids(stack.json(&["events", "list", "--state", "received"]).await),
+        [a.to_string()]
+    );
+    let published = stack.json(&["events", "list", "--state", "published"]).await;
+    assert_eq!(ids(published.clone()), [c.to_string()]);
+    assert_eq!(published[0]["state"], "published");
     assert_eq!(
         ids(stack
             .json(&["events", "list", "--dedup-key", "run-1:ACTOR.RUN.SUCCEEDED"])
