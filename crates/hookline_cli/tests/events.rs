@@ -58,7 +58,9 @@ async fn events_list_filters_by_source_state_dedup_key_and_time_range() {
         ids(stack.json(&["events", "list", "--state", "received"]).await),
         [a.to_string()]
     );
-    let published = stack.json(&["events", "list", "--state", "published"]).await;
+    let published = stack
+        .json(&["events", "list", "--state", "published"])
+        .await;
     assert_eq!(ids(published.clone()), [c.to_string()]);
     assert_eq!(published[0]["state"], "published");
     assert_eq!(

