@@ -54,6 +54,8 @@ say "ceiling: RabbitMQ publish with confirms"
 "$bin/hookline-bench" amqp-publish --messages "$amqp_messages" >"$work/amqp.json"
 
 # --- Hookline -----------------------------------------------------------------------
+# Each run declares its own queues (prefix hookline_bench_<pid>); they expire once idle.
+have rabbitmqctl && { rabbitmqctl -q set_policy --apply-to queues hl-bench-expiry '^hookline_bench_' '{"expires":120000}' >/dev/null 2>&1 || true; }
 db="hookline_bench"
 psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -qc "CREATE DATABASE $db"
 cat >"$work/hookline.toml" <<TOML
