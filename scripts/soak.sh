@@ -28,6 +28,7 @@ verifier = "token"
 secrets = ["bench-token"]
 dedup_key = "{header:x-bench-id}"
 TOML
+have rabbitmqctl && { rabbitmqctl -q set_policy --apply-to queues hl-soak-expiry '^hookline_soak_' '{"expires":120000}' >/dev/null 2>&1 || true; }
 HOOKLINE_CONFIG="$work/hookline.toml" "$bin/hookline-ingest" >"$work/ingest.log" 2>&1 & ingest=$!
 trap 'kill -TERM $ingest 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:18190/readyz >/dev/null 2>&1 && break; sleep 0.1; done
@@ -44,5 +45,6 @@ done
 wait $loadpid
 cat "$work/soak.json"
 first=${samples[1]:-${samples[0]}}; last=${samples[-1]}
-python3 -c "import sys; f,l=float('$first'),float('$last'); print(f'RSS after warm-up {f} MiB, at end {l} MiB'); sys.exit(0 if l <= f*1.10 else 1)" \
-  && say "memory flat" || die "memory grew more than 10 % during the soak"
+peak=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$ingest/status)
+python3 -c "import sys; f,l,p=float('$first'),float('$last'),float('$peak'); print(f'RSS after warm-up {f} MiB, at end {l} MiB, peak {p} MiB'); sys.exit(0 if l <= f*1.10 and p <= 64 else 1)" \
+  && say "memory flat and under 64 MiB" || die "memory grew more than 10 % during the soak or peaked over 64 MiB"

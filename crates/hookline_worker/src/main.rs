@@ -4,8 +4,11 @@ use anyhow::Context;
 use hookline_config::Config;
 use hookline_worker::Worker;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    hookline_telemetry::runtime("hookline-worker")?.block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let (config, sources) = Config::load().context("loading configuration")?;
     let _telemetry = hookline_telemetry::init(
         "hookline-worker",
