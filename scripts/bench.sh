@@ -105,6 +105,14 @@ say "hookline: 30 % duplicates"
 load --addr 127.0.0.1:18090 --source bench --duration "$secs" --dup-ratio 0.3 --label dup30 >"$work/dup30.json"
 ingest_rss=$(peak_rss_mib $ingest)
 
+# The steps above ran without workers, so their events wait in the work queue. End to end
+# runs on fresh queues (a new prefix, a restarted ingest), or the workers would first
+# chew through that backlog and the figures would measure it.
+kill -TERM $ingest; wait $ingest 2>/dev/null || true
+export HOOKLINE__AMQP__PREFIX="hookline_bench_$$_e2e"
+"$bin/hookline-ingest" >"$work/ingest-e2e.log" 2>&1 & ingest=$!; pids+=($ingest)
+wait_http http://127.0.0.1:18090/readyz
+
 for workers in 1 2; do
   say "hookline: end to end, $workers worker(s)"
   wpids=()
