@@ -153,9 +153,9 @@ mod tests {
         assert_eq!(seen.get("a", "k1"), Some(id(1)));
         assert_eq!(seen.get("b", "k1"), Some(id(2)));
         assert_eq!(seen.get("a", "k2"), None);
-        // "a" + "\0" + "bk" is not "a\0b" + "\0" + "k": the separator cannot be forged
-        // because keys never contain NUL; distinct pairs stay distinct.
-        assert_eq!(seen.get("ab", "1"), None);
+        // ("a", "k1") and ("ak", "1") concatenate alike; the NUL separator (which neither
+        // part may contain) keeps them apart.
+        assert_eq!(seen.get("ak", "1"), None);
     }
 
     #[test]
