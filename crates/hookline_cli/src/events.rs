@@ -5,6 +5,7 @@ use base64::Engine;
 use hookline_db::{
     AsyncPgConnection, Event, EventFilter, EventSelection, count_selected, find_event, find_events,
 };
+use hookline_domain::EventState;
 use serde_json::{Value, json};
 
 use crate::args::{DeadListArgs, EventListArgs, EventShowArgs};
@@ -19,7 +20,7 @@ pub async fn list(
     let filter = EventFilter {
         source: args.source.clone(),
         dedup_key: args.dedup_key.clone(),
-        state: args.state.map(|s| s.as_str().to_string()),
+        state: args.state,
         since: args.since,
         until: args.until,
         limit: args.limit,
@@ -42,7 +43,7 @@ pub async fn list(
         table.push(vec![
             e.id.to_string(),
             e.source.clone(),
-            e.state.clone(),
+            e.state.to_string(),
             e.attempts.to_string(),
             time_cell(e.received_at),
             cell(Some(&e.dedup_key), 48),
@@ -94,7 +95,7 @@ pub async fn show(
         ("dedup key", event.dedup_key.clone()),
         ("resource key", opt(event.resource_key.as_deref())),
         ("status", opt(event.status.as_deref())),
-        ("state", event.state.clone()),
+        ("state", event.state.to_string()),
         ("attempts", event.attempts.to_string()),
         ("last error", opt(event.last_error.as_deref())),
         ("received at", time_cell(event.received_at)),
@@ -137,7 +138,7 @@ pub async fn dead_letters(
 ) -> anyhow::Result<()> {
     let filter = EventFilter {
         source: args.source.clone(),
-        state: Some("dead".into()),
+        state: Some(EventState::Dead),
         since: args.since,
         until: args.until,
         limit: args.limit,
@@ -150,7 +151,7 @@ pub async fn dead_letters(
         conn,
         &EventSelection {
             source: args.source.clone(),
-            state: Some("dead".into()),
+            state: Some(EventState::Dead),
             since: args.since,
             until: args.until,
             ..EventSelection::default()

@@ -17,6 +17,7 @@ use hookline_db::{
     AsyncPgConnection, EventSelection, ReplayTarget, count_selected, find_event, mark_published,
     reset_for_replay, select_for_replay,
 };
+use hookline_domain::EventState;
 use hookline_queue::{Envelope, Publisher, Route, Topology, retry_delays};
 use serde::Serialize;
 use uuid::Uuid;
@@ -42,7 +43,7 @@ impl Plan {
     /// When nothing narrows the selection and `--all` is not given.
     pub fn replay(args: &ReplayArgs) -> anyhow::Result<Self> {
         let mut selection = selection(&args.selection, args.state.is_some(), "replay")?;
-        selection.state = args.state.map(|s| s.as_str().to_string());
+        selection.state = args.state;
         Ok(Self::new(selection, args.reset, &args.batching, false))
     }
 
@@ -52,7 +53,7 @@ impl Plan {
     /// When nothing narrows the selection and `--all` is not given.
     pub fn redrive(args: &RedriveArgs) -> anyhow::Result<Self> {
         let mut selection = selection(&args.selection, false, "dead-letters redrive")?;
-        selection.state = Some("dead".into());
+        selection.state = Some(EventState::Dead);
         Ok(Self::new(selection, true, &args.batching, args.purge_queue))
     }
 
@@ -72,11 +73,11 @@ impl Plan {
     }
 
     /// Whether a worker would act on an event in `state` once republished.
-    fn republishes(&self, state: &str) -> bool {
+    fn republishes(&self, state: EventState) -> bool {
         match state {
-            "received" | "published" => true,
-            "failed" | "dead" => self.reset,
-            _ => false,
+            EventState::Received | EventState::Published => true,
+            EventState::Failed | EventState::Dead => self.reset,
+            EventState::Processed => false,
         }
     }
 }
@@ -159,7 +160,7 @@ pub async fn run(
         let Some(last) = batch.last() else { break };
         after = Some(last.id);
         let (chosen, skipped): (Vec<&ReplayTarget>, Vec<&ReplayTarget>) =
-            batch.iter().partition(|t| plan.republishes(&t.state));
+            batch.iter().partition(|t| plan.republishes(t.state));
         summary.selected += batch.len() as u64;
         summary.skipped += skipped.len() as u64;
         if !chosen.is_empty() {
@@ -174,7 +175,7 @@ pub async fn run(
                 }
                 None => chosen
                     .iter()
-                    .filter(|t| matches!(t.state.as_str(), "failed" | "dead"))
+                    .filter(|t| matches!(t.state, EventState::Failed | EventState::Dead))
                     .count(),
             };
             summary.reset += reset as u64;

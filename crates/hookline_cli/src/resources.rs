@@ -3,6 +3,7 @@
 use anyhow::{Context, anyhow, bail};
 use hookline_config::Sources;
 use hookline_db::{AsyncPgConnection, find_resource, force_status};
+use hookline_domain::Outcome;
 use serde_json::json;
 
 use crate::args::{ForceStatusArgs, ResourceArgs};
@@ -45,7 +46,7 @@ pub async fn show(
     for t in &resource.transitions {
         table.push(vec![
             time_cell(t.at),
-            t.outcome.clone(),
+            t.outcome.to_string(),
             cell(t.from.as_deref(), 24),
             cell(Some(&t.to), 24),
             t.event_id.map_or_else(|| "-".into(), |id| id.to_string()),
@@ -126,7 +127,7 @@ pub async fn force(
             "from": from,
             "to": status,
             "terminal": terminal,
-            "outcome": "forced",
+            "outcome": Outcome::Forced,
             "actor": actor,
             "reason": reason,
         }));

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Stack, stderr};
-use hookline_db::{TransitionRecord, lock_resource, record_transition};
+use hookline_db::{ResourceUpdate, TransitionRow, lock_resources, record_transitions};
 use hookline_domain::Outcome;
 
 /// An Apify run `run-1` that a worker moved to RUNNING, as the pipeline would leave it.
@@ -16,20 +16,29 @@ async fn running_run(stack: &Stack) -> uuid::Uuid {
         )
         .await;
     let mut conn = stack.db.connect().await;
-    let from = lock_resource(&mut conn, "apify", "run-1").await.unwrap();
-    record_transition(
+    let locked = lock_resources(&mut conn, &[("apify", "run-1")])
+        .await
+        .unwrap();
+    assert_eq!(locked[0].2, None, "a fresh resource has no status");
+    record_transitions(
         &mut conn,
-        &TransitionRecord {
+        &[ResourceUpdate {
+            source: "apify",
+            resource_key: "run-1",
+            status: "RUNNING",
+            terminal: false,
+            event_id: Some(event),
+        }],
+        &[TransitionRow {
             source: "apify",
             resource_key: "run-1",
             event_id: Some(event),
-            from: from.as_deref(),
+            from: None,
             to: "RUNNING",
             outcome: Outcome::Applied,
-            terminal: false,
             reason: None,
             actor: None,
-        },
+        }],
     )
     .await
     .unwrap();

@@ -1,4 +1,3 @@
-use diesel::dsl::{exists, not};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -6,65 +5,35 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::schema::{events, outbox, resources, transitions};
-use crate::{DbError, Event};
+use hookline_domain::{EventState, Outcome};
+
+use crate::columns::{OutcomeColumn, StateColumn, is_derived, reported_state};
+use crate::schema::{events, resources, transitions};
+use crate::{DbError, Event, ResourceUpdate, TransitionRow, lock_resources, record_transitions};
 
 /// One event by id.
 ///
 /// # Errors
 /// [`DbError`].
 pub async fn find_event(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Event>, DbError> {
-    let event = events::table
+    Ok(events::table
         .find(id)
         .select(Event::as_select())
         .first(conn)
         .await
-        .optional()?;
-    let mut events: Vec<Event> = event.into_iter().collect();
-    report_states(conn, &mut events).await?;
-    Ok(events.pop())
+        .optional()?)
 }
 
-/// Sets each event's `state` as reported: a stored `received` is `published` once its
-/// outbox row is gone (the broker confirmed it).
-async fn report_states(conn: &mut AsyncPgConnection, events: &mut [Event]) -> Result<(), DbError> {
-    let waiting: Vec<Uuid> = events
-        .iter()
-        .filter(|e| e.state == "received")
-        .map(|e| e.id)
-        .collect();
-    if waiting.is_empty() {
-        return Ok(());
-    }
-    let queued: std::collections::HashSet<Uuid> = outbox::table
-        .filter(outbox::event_id.eq_any(&waiting))
-        .select(outbox::event_id)
-        .load::<Uuid>(conn)
-        .await?
-        .into_iter()
-        .collect();
-    for event in events.iter_mut() {
-        if event.state == "received" && !queued.contains(&event.id) {
-            event.state = "published".into();
-        }
-    }
-    Ok(())
-}
-
-/// Restricts `query` to events in the reported `state` (see [`report_states`]).
+/// Restricts `query` to events in the reported `state` ([`reported_state`]).
 pub(crate) fn in_state<'a, ST: 'a>(
     query: events::BoxedQuery<'a, Pg, ST>,
-    state: &'a str,
+    state: EventState,
 ) -> events::BoxedQuery<'a, Pg, ST> {
-    let queued = exists(outbox::table.filter(outbox::event_id.eq(events::id)));
-    match state {
-        "received" => query.filter(events::state.eq("received")).filter(queued),
-        "published" => query.filter(
-            events::state
-                .eq("published")
-                .or(events::state.eq("received").and(not(queued))),
-        ),
-        other => query.filter(events::state.eq(other)),
+    if is_derived(state) {
+        query.filter(reported_state().eq(state.as_str()))
+    } else {
+        // Reported and stored agree for every other state: use the column (and its index).
+        query.filter(events::state.eq(StateColumn(state)))
     }
 }
 
@@ -75,8 +44,8 @@ pub struct EventFilter {
     pub source: Option<String>,
     /// Exact dedup key.
     pub dedup_key: Option<String>,
-    /// Exact state.
-    pub state: Option<String>,
+    /// Reported state.
+    pub state: Option<EventState>,
     /// Received at or after.
     pub since: Option<OffsetDateTime>,
     /// Received before.
@@ -101,7 +70,7 @@ pub async fn find_events(
         query = query.filter(events::dedup_key.eq(key));
     }
     if let Some(state) = &filter.state {
-        query = in_state(query, state);
+        query = in_state(query, *state);
     }
     if let Some(since) = filter.since {
         query = query.filter(events::received_at.ge(since));
@@ -109,13 +78,11 @@ pub async fn find_events(
     if let Some(until) = filter.until {
         query = query.filter(events::received_at.lt(until));
     }
-    let mut events = query
+    Ok(query
         .order(events::received_at.desc())
         .limit(filter.limit.clamp(1, 10_000))
         .load(conn)
-        .await?;
-    report_states(conn, &mut events).await?;
-    Ok(events)
+        .await?)
 }
 
 /// A resource with its transition log, as the admin API shows it.
@@ -147,8 +114,9 @@ pub struct TransitionView {
     pub from: Option<String>,
     /// Status asked for.
     pub to: String,
-    /// `applied | unchanged | rejected_downgrade | rejected_terminal | forced`.
-    pub outcome: String,
+    /// What the lifecycle (or an operator) decided.
+    #[diesel(deserialize_as = OutcomeColumn)]
+    pub outcome: Outcome,
     /// Operator's reason (forced changes).
     pub reason: Option<String>,
     /// Operator (forced changes).
@@ -224,20 +192,27 @@ pub async fn force_status(
 ) -> Result<Option<String>, DbError> {
     use diesel_async::AsyncConnection;
     conn.transaction::<_, DbError, _>(async |conn| {
-        let from = crate::lock_resource(conn, source, resource_key).await?;
-        crate::record_transition(
+        let locked = lock_resources(conn, &[(source, resource_key)]).await?;
+        let from = locked.into_iter().next().and_then(|(_, _, status)| status);
+        record_transitions(
             conn,
-            &crate::TransitionRecord {
+            &[ResourceUpdate {
+                source,
+                resource_key,
+                status,
+                terminal,
+                event_id: None,
+            }],
+            &[TransitionRow {
                 source,
                 resource_key,
                 event_id: None,
                 from: from.as_deref(),
                 to: status,
-                outcome: hookline_domain::Outcome::Forced,
-                terminal,
+                outcome: Outcome::Forced,
                 reason: Some(reason),
                 actor: Some(actor),
-            },
+            }],
         )
         .await?;
         Ok(from)

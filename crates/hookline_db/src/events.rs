@@ -6,8 +6,8 @@ use hookline_domain::Headers;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::DbError;
 use crate::schema::{events, outbox};
-use crate::{DbError, EventHead};
 
 /// An event as ingest is about to store it.
 #[derive(Debug, Clone)]
@@ -281,87 +281,4 @@ pub async fn claim_outbox(
 /// [`DbError`].
 pub async fn count_outbox(conn: &mut AsyncPgConnection) -> Result<i64, DbError> {
     Ok(outbox::table.count().get_result(conn).await?)
-}
-
-/// Locks one event row (`FOR UPDATE`) for processing; `None` if it does not exist.
-/// Holding this lock is what makes two deliveries of one event apply once.
-///
-/// # Errors
-/// [`DbError`].
-pub async fn lock_event(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-) -> Result<Option<EventHead>, DbError> {
-    Ok(events::table
-        .find(id)
-        .select(EventHead::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?)
-}
-
-/// Records a transient processing failure: bumps `attempts`, keeps the error, and moves
-/// the event to `dead` when `dead` is set. Final events (processed, failed) are left
-/// alone. Returns the new attempt count, if the row changed.
-///
-/// # Errors
-/// [`DbError`].
-pub async fn record_attempt_failure(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    error: &str,
-    dead: bool,
-) -> Result<Option<i32>, DbError> {
-    let target = events::table
-        .filter(events::id.eq(id))
-        .filter(events::state.eq_any(["received", "published", "dead"]));
-    let query = diesel::update(target);
-    let attempts = if dead {
-        query
-            .set((
-                events::attempts.eq(events::attempts + 1),
-                events::last_error.eq(error),
-                events::state.eq("dead"),
-            ))
-            .returning(events::attempts)
-            .get_result(conn)
-            .await
-    } else {
-        query
-            .set((
-                events::attempts.eq(events::attempts + 1),
-                events::last_error.eq(error),
-            ))
-            .returning(events::attempts)
-            .get_result(conn)
-            .await
-    };
-    Ok(attempts.optional()?)
-}
-
-/// Marks an event finished: `processed`, or `failed` with a permanent `error`.
-/// Call it in the transaction that holds the event lock.
-///
-/// # Errors
-/// [`DbError`].
-pub async fn finish_event(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    error: Option<&str>,
-) -> Result<(), DbError> {
-    let state = if error.is_some() {
-        "failed"
-    } else {
-        "processed"
-    };
-    diesel::update(events::table.find(id))
-        .set((
-            events::state.eq(state),
-            events::last_error.eq(error),
-            events::processed_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
 }

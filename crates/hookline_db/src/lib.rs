@@ -7,26 +7,22 @@
 //! "exactly one stored event" and "exactly one effect" true under concurrency.
 
 mod admin;
-mod batch;
+mod columns;
 mod error;
 mod events;
 mod models;
 mod ops;
 mod pool;
-mod resources;
+mod processing;
 pub mod schema;
 
 pub use admin::{
     EventFilter, ResourceView, TransitionView, find_event, find_events, find_resource, force_status,
 };
-pub use batch::{
-    ResourceUpdate, TransitionRow, finish_events, lock_events, lock_resources, record_transitions,
-};
 pub use diesel_async::AsyncPgConnection;
 pub use error::{DbError, is_retryable};
 pub use events::{
-    InsertResult, NewEvent, OutboxEntry, claim_outbox, count_outbox, finish_event, insert_events,
-    lock_event, mark_published, record_attempt_failure,
+    InsertResult, NewEvent, OutboxEntry, claim_outbox, count_outbox, insert_events, mark_published,
 };
 pub use models::{Event, EventHead};
 pub use ops::{
@@ -34,4 +30,7 @@ pub use ops::{
     source_stats,
 };
 pub use pool::{Pool, PooledConnection, connect, create_pool, ping, run_migrations};
-pub use resources::{TransitionRecord, lock_resource, record_transition};
+pub use processing::{
+    ResourceUpdate, TransitionRow, finish_events, lock_events, lock_resources,
+    record_attempt_failure, record_transitions,
+};

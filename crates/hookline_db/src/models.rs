@@ -1,7 +1,9 @@
 use diesel::prelude::*;
+use hookline_domain::EventState;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::columns::{ReportedState, StateColumn, reported_state};
 use crate::schema::events;
 
 /// A stored event, everything included (admin API, CLI, replay).
@@ -19,9 +21,11 @@ pub struct Event {
     pub resource_key: Option<String>,
     /// The status the event reports, if the source has a status template.
     pub status: Option<String>,
-    /// `received | published | processed | failed | dead` (as the functions returning an
-    /// `Event` report it: `received` while the event waits in the outbox).
-    pub state: String,
+    /// Where it is in the pipeline, as reported: `received` while it waits in the outbox,
+    /// `published` once the broker confirmed it.
+    #[diesel(select_expression = reported_state(), select_expression_type = ReportedState)]
+    #[diesel(deserialize_as = StateColumn)]
+    pub state: EventState,
     /// Request headers as stored (see the migration for the shape).
     pub headers: serde_json::Value,
     /// The raw query string.
@@ -53,8 +57,10 @@ pub struct EventHead {
     pub resource_key: Option<String>,
     /// Reported status, if any.
     pub status: Option<String>,
-    /// Current state.
-    pub state: String,
+    /// Current state as stored (`received` covers `published`: a worker only asks
+    /// whether the event is final).
+    #[diesel(deserialize_as = StateColumn)]
+    pub state: EventState,
     /// Failed attempts so far.
     pub attempts: i32,
     /// When ingest committed it.

@@ -3,13 +3,16 @@
 
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use hookline_domain::EventState;
+
 use crate::DbError;
+use crate::columns::StateColumn;
 use crate::schema::events;
 
 /// Which events an operator command acts on; unset fields do not filter.
@@ -19,8 +22,8 @@ pub struct EventSelection {
     pub ids: Vec<Uuid>,
     /// Exact source.
     pub source: Option<String>,
-    /// Exact state.
-    pub state: Option<String>,
+    /// Reported state.
+    pub state: Option<EventState>,
     /// Received at or after.
     pub since: Option<OffsetDateTime>,
     /// Received before.
@@ -37,7 +40,7 @@ impl EventSelection {
             query = query.filter(events::source.eq(source));
         }
         if let Some(state) = &self.state {
-            query = crate::admin::in_state(query, state);
+            query = crate::admin::in_state(query, *state);
         }
         if let Some(since) = self.since {
             query = query.filter(events::received_at.ge(since));
@@ -56,8 +59,10 @@ pub struct ReplayTarget {
     pub id: Uuid,
     /// Source name.
     pub source: String,
-    /// State when selected.
-    pub state: String,
+    /// State when selected, as stored (`received` includes events already published:
+    /// both are waiting for a worker).
+    #[diesel(deserialize_as = StateColumn)]
+    pub state: EventState,
     /// Trace context to carry on.
     pub traceparent: Option<String>,
 }
@@ -120,9 +125,9 @@ pub async fn reset_for_replay(
     }
     Ok(diesel::update(events::table)
         .filter(events::id.eq_any(ids))
-        .filter(events::state.eq_any(["failed", "dead"]))
+        .filter(events::state.eq_any([EventState::Failed, EventState::Dead].map(StateColumn)))
         .set((
-            events::state.eq("published"),
+            events::state.eq(StateColumn(EventState::Published)),
             events::attempts.eq(0),
             events::last_error.eq(None::<String>),
             events::processed_at.eq(None::<OffsetDateTime>),
@@ -173,19 +178,23 @@ pub async fn source_stats(
     Ok(diesel::sql_query(
         "SELECT source, \
            count(*) AS received, \
-           count(*) FILTER (WHERE state IN ('received', 'published')) AS pending, \
-           count(*) FILTER (WHERE state = 'processed') AS processed, \
-           count(*) FILTER (WHERE state = 'failed') AS failed, \
-           count(*) FILTER (WHERE state = 'dead') AS dead_lettered, \
+           count(*) FILTER (WHERE state = ANY($3)) AS pending, \
+           count(*) FILTER (WHERE state = $4) AS processed, \
+           count(*) FILTER (WHERE state = $5) AS failed, \
+           count(*) FILTER (WHERE state = $6) AS dead_lettered, \
            (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) \
-              FILTER (WHERE state = 'processed'))::float8 * 1000 AS p50_ms, \
+              FILTER (WHERE state = $4))::float8 * 1000 AS p50_ms, \
            (percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) \
-              FILTER (WHERE state = 'processed'))::float8 * 1000 AS p99_ms \
+              FILTER (WHERE state = $4))::float8 * 1000 AS p99_ms \
          FROM events WHERE received_at >= $1 AND received_at < $2 \
          GROUP BY source ORDER BY source",
     )
     .bind::<Timestamptz, _>(since)
     .bind::<Timestamptz, _>(until)
+    .bind::<Array<Text>, _>(vec![StateColumn(EventState::Received), StateColumn(EventState::Published)])
+    .bind::<Text, _>(StateColumn(EventState::Processed))
+    .bind::<Text, _>(StateColumn(EventState::Failed))
+    .bind::<Text, _>(StateColumn(EventState::Dead))
     .load(conn)
     .await?)
 }

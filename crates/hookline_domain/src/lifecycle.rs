@@ -60,6 +60,18 @@ impl Outcome {
     }
 }
 
+impl serde::Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a lifecycle could not be built or a status could not be placed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LifecycleError {
@@ -213,6 +225,18 @@ impl Lifecycle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_outcome_parses_back_from_its_name_and_serializes_as_it() {
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
+            assert_eq!(
+                serde_json::to_value(outcome).unwrap(),
+                serde_json::Value::from(outcome.as_str())
+            );
+        }
+        assert_eq!(Outcome::parse("Applied"), None);
+    }
 
     fn apify() -> Lifecycle {
         Lifecycle::new("apify-run", &Lifecycle::builtin("apify-run").unwrap()).unwrap()

@@ -59,8 +59,32 @@ impl std::str::FromStr for EventState {
     }
 }
 
+impl serde::Serialize for EventState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl std::fmt::Display for EventState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_parses_back_from_its_name_and_serializes_as_it() {
+        for state in EventState::ALL {
+            assert_eq!(state.as_str().parse::<EventState>().unwrap(), state);
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::Value::from(state.as_str())
+            );
+        }
+        let err = "publishd".parse::<EventState>().unwrap_err().to_string();
+        assert!(err.contains("publishd"), "{err}");
     }
 }

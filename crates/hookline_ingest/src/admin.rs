@@ -151,21 +151,21 @@ async fn list_events(
         return denied;
     }
     let q = query.into_inner();
-    if let Some(s) = &q.state
-        && s.parse::<hookline_domain::EventState>().is_err()
+    let wanted = match q
+        .state
+        .as_deref()
+        .map(str::parse::<hookline_domain::EventState>)
     {
-        {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                Some(format!("unknown state {s:?}")),
-            );
+        None => None,
+        Some(Ok(state)) => Some(state),
+        Some(Err(e)) => {
+            return json_error(StatusCode::BAD_REQUEST, "bad_request", Some(e.to_string()));
         }
-    }
+    };
     let filter = EventFilter {
         source: q.source,
         dedup_key: q.dedup_key,
-        state: q.state,
+        state: wanted,
         since: None,
         until: None,
         limit: q.limit.unwrap_or(100),

@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::batch::Processor;
+use crate::processor::Processor;
 use crate::schedule::{NextStep, RetryPolicy};
 use crate::{Deps, Outcome, ProcessError};
 
@@ -434,7 +434,7 @@ async fn settle_failure(shared: &Shared, envelope: &Envelope, error: ProcessErro
             );
         }
         NextStep::Dead => {
-            metrics::counter!(names::WORKER_EVENTS, "source" => source.clone(), "outcome" => "dead")
+            metrics::counter!(names::WORKER_EVENTS, "source" => source.clone(), "outcome" => hookline_domain::EventState::Dead.as_str())
                 .increment(1);
             metrics::counter!(names::WORKER_DEAD, "source" => source).increment(1);
             tracing::error!(

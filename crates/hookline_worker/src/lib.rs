@@ -1,10 +1,11 @@
 //! `hookline-worker`: turns stored events into resource status changes, exactly once.
 //!
-//! A loop over one step, [`process`]: for each message from the work queue, one
-//! PostgreSQL transaction locks the event (a redelivery finds it final and stops there),
-//! locks its resource (serialising every change to one resource across all workers),
-//! asks the source's lifecycle what the reported status does, logs the transition and
-//! marks the event processed. The message is acknowledged only after that commit.
+//! A loop over one step, [`process_batch`] ([`process`] is a batch of one): the
+//! messages that arrive together are decided in one PostgreSQL transaction that locks
+//! their events (a redelivery finds its event final and stops there), locks their
+//! resources (serialising every change to one resource across all workers), asks each
+//! source's lifecycle what the reported status does, logs the transitions and marks the
+//! events processed. The messages are acknowledged only after that commit.
 //!
 //! Failures are sorted where they happen: an event that can never be processed (unknown
 //! source or status, missing key) is marked `failed` and not retried; a transient failure
@@ -15,13 +16,13 @@
 //! they came and are counted (`outcome="poison"`): they name no event to retry.
 
 mod admin;
-mod batch;
 mod consume;
-mod process;
+mod processor;
 mod schedule;
 mod startup;
+mod step;
 
-pub use batch::{Processor, process_batch};
-pub use process::{Deps, Outcome, ProcessError, Transition, process};
+pub use processor::Processor;
 pub use schedule::{NextStep, RetryPolicy};
 pub use startup::Worker;
+pub use step::{Deps, Outcome, ProcessError, Transition, process, process_batch};

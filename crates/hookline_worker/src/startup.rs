@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
-use crate::batch::Processor;
 use crate::consume::{self, ConsumerSettings, Shared};
+use crate::processor::Processor;
 use crate::{Deps, RetryPolicy};
 
 /// Most events decided in one transaction.

@@ -3,6 +3,7 @@
 
 mod common;
 
+use hookline_domain::{EventState, Outcome as Decision};
 use std::sync::Arc;
 
 use common::{deps, insert, rank, resource};
@@ -31,25 +32,32 @@ async fn one_batch_applies_the_lifecycle_in_arrival_order_and_settles_every_kind
         Outcome::Processed {
             transition: Some(t),
             ..
-        } => (t.from.clone(), t.to.clone(), t.outcome.as_str()),
+        } => (t.from.clone(), t.to.clone(), t.outcome),
         other => panic!("{id}: {other:?}"),
     };
-    assert_eq!(transition(running), (None, "RUNNING".into(), "applied"));
+    assert_eq!(
+        transition(running),
+        (None, "RUNNING".into(), Decision::Applied)
+    );
     assert_eq!(
         transition(succeeded),
-        (Some("RUNNING".into()), "SUCCEEDED".into(), "applied")
+        (
+            Some("RUNNING".into()),
+            "SUCCEEDED".into(),
+            Decision::Applied
+        )
     );
     assert_eq!(
         transition(late),
         (
             Some("SUCCEEDED".into()),
             "RUNNING".into(),
-            "rejected_terminal"
+            Decision::RejectedTerminal
         )
     );
     assert_eq!(
         transition(other),
-        (None, "TIMING-OUT".into(), "applied"),
+        (None, "TIMING-OUT".into(), Decision::Applied),
         "stored in the lifecycle's spelling"
     );
     assert!(
@@ -164,7 +172,11 @@ async fn overlapping_batches_racing_on_shared_resources_apply_each_event_once_an
     assert_eq!(processed, 240, "every event processed");
     for run in 0..6 {
         let view = resource(&db, "apify", &format!("run-{run}")).await.unwrap();
-        for t in view.transitions.iter().filter(|t| t.outcome == "applied") {
+        for t in view
+            .transitions
+            .iter()
+            .filter(|t| t.outcome == Decision::Applied)
+        {
             if let Some(from) = &t.from {
                 assert!(
                     rank(&t.to) > rank(from),
@@ -203,12 +215,12 @@ async fn a_batch_message_settles_each_event_alone_and_a_failing_one_is_retried_t
         .unwrap();
 
     eventually("the doomed event dead-lettered", WAIT, || async {
-        (event_state(&db, doomed).await.0 == "dead").then_some(())
+        (event_state(&db, doomed).await.0 == EventState::Dead).then_some(())
     })
     .await
     .unwrap();
-    assert_eq!(event_state(&db, good).await.0, "processed");
-    assert_eq!(event_state(&db, also_good).await.0, "processed");
+    assert_eq!(event_state(&db, good).await.0, EventState::Processed);
+    assert_eq!(event_state(&db, also_good).await.0, EventState::Processed);
     let (_, attempts, last_error) = event_state(&db, doomed).await;
     assert_eq!(attempts, 3, "max_attempts = 3");
     assert!(last_error.unwrap().contains("serialization"));

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use common::{STATUSES, deps, envelope, insert, rank, resource};
 use futures_util::StreamExt;
+use hookline_domain::Outcome as Decision;
 use hookline_testkit::{APIFY_SOURCE, TestDb, amqp_prefix, config_toml, count};
 use hookline_worker::{Outcome, process};
 
@@ -83,8 +84,8 @@ async fn fifty_shuffled_statuses_of_one_run_on_sixteen_workers_give_one_transiti
     let mut applied_terminal = 0;
     for t in &run.transitions {
         assert_eq!(t.from, current, "each decision saw the previous one: {t:?}");
-        match t.outcome.as_str() {
-            "applied" => {
+        match t.outcome {
+            Decision::Applied => {
                 if let Some(from) = &t.from {
                     assert!(rank(&t.to) > rank(from), "applied a downgrade: {t:?}");
                 }
@@ -93,11 +94,11 @@ async fn fifty_shuffled_statuses_of_one_run_on_sixteen_workers_give_one_transiti
                 }
                 current = Some(t.to.clone());
             }
-            "unchanged" => assert_eq!(Some(&t.to), t.from.as_ref()),
-            "rejected_downgrade" => {
+            Decision::Unchanged => assert_eq!(Some(&t.to), t.from.as_ref()),
+            Decision::RejectedDowngrade => {
                 assert!(rank(&t.to) <= rank(t.from.as_deref().unwrap()), "{t:?}");
             }
-            "rejected_terminal" => assert_eq!(rank(t.from.as_deref().unwrap()), 3, "{t:?}"),
+            Decision::RejectedTerminal => assert_eq!(rank(t.from.as_deref().unwrap()), 3, "{t:?}"),
             other => panic!("unexpected outcome {other}"),
         }
     }

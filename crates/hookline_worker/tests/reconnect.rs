@@ -4,6 +4,7 @@
 mod common;
 
 use common::{TestWorker, WAIT, envelope, event_state, insert, test_publisher};
+use hookline_domain::EventState;
 use hookline_queue::Route;
 use hookline_testkit::{
     APIFY_SOURCE, Proxy, TestDb, amqp_prefix, amqp_url, config_toml, eventually,
@@ -37,7 +38,7 @@ async fn after_losing_the_broker_the_worker_reconnects_and_processes_what_arrive
         .await
         .unwrap();
     eventually("the first event processed", WAIT, || async {
-        (event_state(&db, before).await.0 == "processed").then_some(())
+        (event_state(&db, before).await.0 == EventState::Processed).then_some(())
     })
     .await
     .unwrap();
@@ -57,7 +58,7 @@ async fn after_losing_the_broker_the_worker_reconnects_and_processes_what_arrive
 
     broker.up();
     eventually("the event published meanwhile processed", WAIT, || async {
-        (event_state(&db, during).await.0 == "processed").then_some(())
+        (event_state(&db, during).await.0 == EventState::Processed).then_some(())
     })
     .await
     .unwrap();

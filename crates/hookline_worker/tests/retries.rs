@@ -7,6 +7,7 @@ use common::{
     TestWorker, WAIT, broker_channel, envelope, event_state, fail_processing_transiently, insert,
     ready_messages, test_publisher,
 };
+use hookline_domain::EventState;
 use hookline_queue::options::{BasicGetOptions, BasicPublishOptions};
 use hookline_queue::{Envelope, Route, Topology};
 use hookline_testkit::{APIFY_SOURCE, Proxy, TestDb, amqp_prefix, config_toml, count, eventually};
@@ -49,11 +50,11 @@ async fn a_transient_failure_is_retried_then_dead_lettered_with_attempts_and_las
     assert_eq!(dead.attempt, 3, "max_attempts = 3 in the test config");
     let (state, attempts, last_error) = eventually("the failure recorded", WAIT, || async {
         let row = event_state(&db, id).await;
-        (row.0 == "dead").then_some(row)
+        (row.0 == EventState::Dead).then_some(row)
     })
     .await
     .unwrap();
-    assert_eq!(state, "dead");
+    assert_eq!(state, EventState::Dead);
     assert_eq!(attempts, 3);
     assert!(
         last_error
@@ -98,7 +99,7 @@ async fn with_the_database_down_the_message_is_retried_and_dead_lettered_and_the
     // The bookkeeping is best effort and the database was down throughout: the event
     // is exactly as ingest stored it, ready to be redriven.
     let (state, attempts, _) = event_state(&db, id).await;
-    assert_eq!((state.as_str(), attempts), ("received", 0));
+    assert_eq!((state, attempts), (EventState::Received, 0));
     let client = reqwest::Client::new();
     eventually("readiness back with the database", WAIT, || async {
         let response = client
@@ -141,7 +142,7 @@ async fn a_poison_message_is_dead_lettered_as_is_without_blocking_the_events_beh
 
     let worker = TestWorker::spawn(&toml).await;
     eventually("the good event processed", WAIT, || async {
-        (event_state(&db, id).await.0 == "processed").then_some(())
+        (event_state(&db, id).await.0 == EventState::Processed).then_some(())
     })
     .await
     .unwrap();

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{PLAIN_SOURCE, deps, envelope, event_state, insert, resource};
+use hookline_domain::EventState;
 use hookline_domain::Outcome as Decision;
 use hookline_testkit::{APIFY_SOURCE, TestDb, amqp_prefix, config_toml, count};
 use hookline_worker::{Outcome, process};
@@ -73,7 +74,7 @@ async fn the_same_status_again_is_logged_as_unchanged() {
     let run = resource(&db, "apify", "run-1").await.unwrap();
     assert_eq!(run.status.as_deref(), Some("RUNNING"));
     assert_eq!(run.transitions.len(), 2);
-    assert_eq!(run.transitions[1].outcome, "unchanged");
+    assert_eq!(run.transitions[1].outcome, Decision::Unchanged);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +86,7 @@ async fn a_late_lower_status_is_a_rejected_downgrade_and_changes_nothing() {
     let run = resource(&db, "apify", "run-1").await.unwrap();
     assert_eq!(run.status.as_deref(), Some("TIMING-OUT"));
     assert!(!run.terminal);
-    assert_eq!(run.transitions[1].outcome, "rejected_downgrade");
+    assert_eq!(run.transitions[1].outcome, Decision::RejectedDowngrade);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +128,7 @@ async fn processing_the_same_event_twice_is_a_redelivery_with_one_transition() {
     assert_eq!(
         second,
         Outcome::Redelivered {
-            state: "processed".into()
+            state: EventState::Processed
         }
     );
     assert_eq!(
@@ -152,7 +153,7 @@ async fn an_unknown_status_fails_the_event_visibly_and_is_not_retried() {
     };
     assert!(reason.contains("EXPLODED"), "{reason}");
     let (state, attempts, last_error) = event_state(&db, id).await;
-    assert_eq!(state, "failed");
+    assert_eq!(state, EventState::Failed);
     assert_eq!(
         attempts, 0,
         "a permanent failure is not an attempt to retry"
@@ -162,7 +163,7 @@ async fn an_unknown_status_fails_the_event_visibly_and_is_not_retried() {
     assert_eq!(
         process(&deps, &envelope(id, "apify")).await.unwrap(),
         Outcome::Redelivered {
-            state: "failed".into()
+            state: EventState::Failed
         }
     );
     let run = resource(&db, "apify", "run-1").await.unwrap();
@@ -181,7 +182,7 @@ async fn a_missing_resource_key_or_status_fails_the_event() {
             matches!(&outcome, Outcome::Failed { reason } if reason.contains(needle)),
             "{outcome:?}"
         );
-        assert_eq!(event_state(&db, id).await.0, "failed");
+        assert_eq!(event_state(&db, id).await.0, EventState::Failed);
     }
     assert_eq!(
         count(&db, "SELECT count(*) AS n FROM resources")
@@ -200,7 +201,7 @@ async fn an_event_of_a_source_this_worker_does_not_know_fails() {
         matches!(&outcome, Outcome::Failed { reason } if reason.contains("retired")),
         "{outcome:?}"
     );
-    assert_eq!(event_state(&db, id).await.0, "failed");
+    assert_eq!(event_state(&db, id).await.0, EventState::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +219,7 @@ async fn a_source_without_a_lifecycle_is_simply_marked_processed() {
         ),
         "{outcome:?}"
     );
-    assert_eq!(event_state(&db, id).await.0, "processed");
+    assert_eq!(event_state(&db, id).await.0, EventState::Processed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -141,7 +141,7 @@ impl Stack {
             .await
             .expect("query event")
             .expect("event exists");
-        (event.state, event.attempts, event.last_error)
+        (event.state.to_string(), event.attempts, event.last_error)
     }
 
     /// `{prefix}.work`, the queue workers consume.

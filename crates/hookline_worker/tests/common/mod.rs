@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use hookline_config::Sources;
 use hookline_db::{NewEvent, ResourceView, find_event, find_resource, insert_events};
+use hookline_domain::EventState;
 use hookline_queue::Envelope;
 use hookline_testkit::{TestDb, config};
 use hookline_worker::{Deps, Worker};
@@ -68,7 +69,7 @@ pub fn envelope(id: Uuid, source: &str) -> Envelope {
 }
 
 /// `(state, attempts, last_error)` of an event.
-pub async fn event_state(db: &TestDb, id: Uuid) -> (String, i32, Option<String>) {
+pub async fn event_state(db: &TestDb, id: Uuid) -> (EventState, i32, Option<String>) {
     let mut conn = db.connect().await;
     let event = find_event(&mut conn, id)
         .await

@@ -1,19 +1,20 @@
-//! Set-based forms of the worker's queries, for processing many events in one
-//! transaction. Each takes its rows in a fixed order (ids, then (source, key)), so two
+//! The worker's queries: deciding any number of events in one transaction (one event is a
+//! batch of one). Each takes its rows in a fixed order (ids, then (source, key)), so two
 //! transactions locking overlapping sets wait for each other instead of deadlocking.
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use hookline_domain::Outcome;
+use hookline_domain::{EventState, Outcome};
 use uuid::Uuid;
 
+use crate::columns::{OutcomeColumn, StateColumn};
 use crate::schema::events;
 use crate::{DbError, EventHead};
 
 /// Locks the events among `ids` that exist (`FOR UPDATE`), in id order, and returns them.
-/// The batch form of [`crate::lock_event`]: holding these locks until commit is what
-/// makes any number of deliveries of one event apply once.
+/// Holding these locks until commit is what makes any number of deliveries of one event
+/// apply once.
 ///
 /// # Errors
 /// [`DbError`].
@@ -40,9 +41,11 @@ struct LockedResource {
     status: Option<String>,
 }
 
-/// Creates the missing resources among `keys` and locks them all, in (source, key) order;
-/// returns each one's current status. The batch form of [`crate::lock_resource`]. `keys`
-/// must not repeat a pair (`ON CONFLICT DO UPDATE` may touch a row once per statement).
+/// Creates the missing resources among `keys` and locks them all, in (source, key) order
+/// (`INSERT … ON CONFLICT DO UPDATE`, which takes the row locks in one round trip);
+/// returns each one's current status. Holding these locks until commit serialises every
+/// status change of one resource across all workers and operators. `keys` must not
+/// repeat a pair (`ON CONFLICT DO UPDATE` may touch a row once per statement).
 ///
 /// # Errors
 /// [`DbError`].
@@ -69,7 +72,7 @@ pub async fn lock_resources(
         .collect())
 }
 
-/// A resource's status after a batch: the last applied status wins.
+/// A resource's status after a batch: the last applied (or forced) status wins.
 #[derive(Debug, Clone)]
 pub struct ResourceUpdate<'a> {
     /// Source name.
@@ -80,8 +83,8 @@ pub struct ResourceUpdate<'a> {
     pub status: &'a str,
     /// Whether it is terminal.
     pub terminal: bool,
-    /// The event that set it.
-    pub event_id: Uuid,
+    /// The event that set it (`None` when an operator forced it).
+    pub event_id: Option<Uuid>,
 }
 
 /// One transition-log row of a batch.
@@ -91,14 +94,18 @@ pub struct TransitionRow<'a> {
     pub source: &'a str,
     /// Resource key.
     pub resource_key: &'a str,
-    /// The event behind it.
-    pub event_id: Uuid,
+    /// The event behind it (`None` when an operator forced it).
+    pub event_id: Option<Uuid>,
     /// Status before.
     pub from: Option<&'a str>,
     /// Status asked for.
     pub to: &'a str,
     /// The lifecycle's decision.
     pub outcome: Outcome,
+    /// Why (required for forced changes).
+    pub reason: Option<&'a str>,
+    /// Who (the operator, for forced changes).
+    pub actor: Option<&'a str>,
 }
 
 /// Writes a batch's decisions: each changed resource's new status (one row per resource)
@@ -121,29 +128,32 @@ pub async fn record_transitions(
         .bind::<Array<Text>, _>(updates.iter().map(|u| u.resource_key).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(updates.iter().map(|u| u.status).collect::<Vec<_>>())
         .bind::<Array<Bool>, _>(updates.iter().map(|u| u.terminal).collect::<Vec<_>>())
-        .bind::<Array<diesel::sql_types::Uuid>, _>(updates.iter().map(|u| u.event_id).collect::<Vec<_>>())
+        .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(updates.iter().map(|u| u.event_id).collect::<Vec<_>>())
         .execute(conn)
         .await?;
     }
     if !rows.is_empty() {
         diesel::sql_query(
-            "INSERT INTO transitions (source, resource_key, event_id, from_status, to_status, outcome) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[])",
+            "INSERT INTO transitions (source, resource_key, event_id, from_status, to_status, outcome, reason, actor) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])",
         )
         .bind::<Array<Text>, _>(rows.iter().map(|r| r.source).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(rows.iter().map(|r| r.resource_key).collect::<Vec<_>>())
-        .bind::<Array<diesel::sql_types::Uuid>, _>(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
+        .bind::<Array<Nullable<diesel::sql_types::Uuid>>, _>(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.from).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(rows.iter().map(|r| r.to).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(rows.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(rows.iter().map(|r| OutcomeColumn(r.outcome)).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.reason).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.actor).collect::<Vec<_>>())
         .execute(conn)
         .await?;
     }
     Ok(())
 }
 
-/// Marks a batch of locked events finished: `processed` where the error is `None`,
-/// `failed` with the error otherwise. The batch form of [`crate::finish_event`].
+/// Marks locked events finished: `processed` where the error is `None`, `failed` with
+/// the (permanent) error otherwise. Call it in the transaction holding [`lock_events`]'
+/// locks.
 ///
 /// # Errors
 /// [`DbError`].
@@ -154,14 +164,67 @@ pub async fn finish_events(
     if done.is_empty() {
         return Ok(());
     }
+    let state = |error: Option<&str>| {
+        StateColumn(if error.is_none() {
+            EventState::Processed
+        } else {
+            EventState::Failed
+        })
+    };
     diesel::sql_query(
-        "UPDATE events e SET state = CASE WHEN u.err IS NULL THEN 'processed' ELSE 'failed' END, \
-         last_error = u.err, processed_at = now() \
-         FROM unnest($1::uuid[], $2::text[]) AS u(id, err) WHERE e.id = u.id",
+        "UPDATE events e SET state = u.state, last_error = u.err, processed_at = now() \
+         FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, state, err) WHERE e.id = u.id",
     )
     .bind::<Array<diesel::sql_types::Uuid>, _>(done.iter().map(|d| d.0).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(done.iter().map(|d| state(d.1)).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(done.iter().map(|d| d.1).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Records a transient processing failure: bumps `attempts`, keeps the error, and moves
+/// the event to `dead` when `dead` is set. Final events (processed, failed) are left
+/// alone. Returns the new attempt count, if the row changed. Runs on its own (no lock
+/// held before): it only touches a row no committed decision finished.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn record_attempt_failure(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    error: &str,
+    dead: bool,
+) -> Result<Option<i32>, DbError> {
+    let open = [
+        EventState::Received,
+        EventState::Published,
+        EventState::Dead,
+    ]
+    .map(StateColumn);
+    let target = events::table
+        .filter(events::id.eq(id))
+        .filter(events::state.eq_any(open));
+    let query = diesel::update(target);
+    let attempts = if dead {
+        query
+            .set((
+                events::attempts.eq(events::attempts + 1),
+                events::last_error.eq(error),
+                events::state.eq(StateColumn(EventState::Dead)),
+            ))
+            .returning(events::attempts)
+            .get_result(conn)
+            .await
+    } else {
+        query
+            .set((
+                events::attempts.eq(events::attempts + 1),
+                events::last_error.eq(error),
+            ))
+            .returning(events::attempts)
+            .get_result(conn)
+            .await
+    };
+    Ok(attempts.optional()?)
 }

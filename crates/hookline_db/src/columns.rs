@@ -1,0 +1,88 @@
+//! The one mapping between the domain's typed states and their text columns.
+//!
+//! `events.state` holds an [`EventState`] and `transitions.outcome` an [`Outcome`]; their
+//! spelling is the domain's (`as_str`), and only this module turns a column into a type or
+//! back. "Published" is not stored by ingest: an event is `received` while its outbox row
+//! exists and `published` once the broker confirmed it (the row is gone).
+//! [`reported_state`] is the single place that derives it.
+
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::dsl::sql;
+use diesel::expression::AsExpression;
+use diesel::expression::SqlLiteral;
+use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
+use hookline_domain::{EventState, Outcome};
+
+/// `events.state` as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
+pub struct StateColumn(pub EventState);
+
+impl From<StateColumn> for EventState {
+    fn from(column: StateColumn) -> Self {
+        column.0
+    }
+}
+
+impl FromSql<Text, Pg> for StateColumn {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(value)?;
+        Ok(StateColumn(text.parse::<EventState>()?))
+    }
+}
+
+impl ToSql<Text, Pg> for StateColumn {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <str as ToSql<Text, Pg>>::to_sql(self.0.as_str(), &mut out.reborrow())
+    }
+}
+
+/// `transitions.outcome` as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
+pub struct OutcomeColumn(pub Outcome);
+
+impl From<OutcomeColumn> for Outcome {
+    fn from(column: OutcomeColumn) -> Self {
+        column.0
+    }
+}
+
+impl FromSql<Text, Pg> for OutcomeColumn {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(value)?;
+        Outcome::parse(&text)
+            .map(OutcomeColumn)
+            .ok_or_else(|| format!("unknown transition outcome {text:?}").into())
+    }
+}
+
+impl ToSql<Text, Pg> for OutcomeColumn {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <str as ToSql<Text, Pg>>::to_sql(self.0.as_str(), &mut out.reborrow())
+    }
+}
+
+/// The SQL type of [`reported_state`].
+pub type ReportedState = SqlLiteral<Text>;
+
+/// An event's state as reported to people and filters: the stored state, except that a
+/// `received` event whose outbox row is gone is `published`. Usable in `SELECT` and
+/// `WHERE` on any query over `events`.
+pub(crate) fn reported_state() -> ReportedState {
+    sql::<Text>(&format!(
+        "(CASE WHEN events.state = '{received}' AND NOT EXISTS \
+           (SELECT 1 FROM outbox WHERE outbox.event_id = events.id) \
+         THEN '{published}' ELSE events.state END)",
+        received = EventState::Received.as_str(),
+        published = EventState::Published.as_str(),
+    ))
+}
+
+/// Whether the reported state `state` differs from the stored one for some rows (only the
+/// outbox-derived ones do): filters on the others can use the plain column and its index.
+pub(crate) fn is_derived(state: EventState) -> bool {
+    matches!(state, EventState::Received | EventState::Published)
+}

@@ -1,0 +1,405 @@
+//! The processing step: events in, one committed decision per event out.
+//!
+//! There is one decision path. [`process_batch`] decides any number of events in one
+//! transaction; [`process`] is a batch of one. In that transaction every event row is
+//! locked (in id order), every resource row it names is locked (in (source, key) order,
+//! so concurrent batches on other workers wait rather than deadlock), the lifecycle
+//! decides each event in arrival order, the decisions are logged and the events marked
+//! finished. The caller acknowledges the messages only after the commit.
+
+use std::collections::HashMap;
+
+use diesel_async::AsyncConnection;
+use hookline_config::Sources;
+use hookline_db::{
+    AsyncPgConnection, DbError, EventHead, Pool, ResourceUpdate, TransitionRow, finish_events,
+    lock_events, lock_resources, record_transitions,
+};
+use hookline_domain::{EventState, Lifecycle};
+use hookline_queue::Envelope;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// What the step needs: the pool and the configured sources (for their lifecycles).
+#[derive(Clone)]
+pub struct Deps {
+    /// Connections for the step's transaction and the failure bookkeeping.
+    pub pool: Pool,
+    /// Sources by name, as configured.
+    pub sources: Sources,
+}
+
+impl Deps {
+    /// Bundles a pool and the sources.
+    pub fn new(pool: Pool, sources: Sources) -> Self {
+        Self { pool, sources }
+    }
+}
+
+/// One lifecycle decision the step made and logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The resource it is about.
+    pub resource_key: String,
+    /// Its status before (`None` for a resource seen for the first time).
+    pub from: Option<String>,
+    /// The status the event reported, in the lifecycle's spelling.
+    pub to: String,
+    /// What the lifecycle decided.
+    pub outcome: hookline_domain::Outcome,
+    /// Whether `to` is terminal in the lifecycle.
+    pub terminal: bool,
+}
+
+/// What processing one message did. Every variant is final for the message: the caller
+/// acknowledges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The event is now `processed`; `transition` is `None` for a source without a
+    /// lifecycle (nothing to track).
+    Processed {
+        /// The decision logged for the event's resource.
+        transition: Option<Transition>,
+        /// When ingest committed the event (for the processing-lag metric).
+        received_at: OffsetDateTime,
+    },
+    /// The event was already final (`state`): a redelivery or a duplicate message.
+    Redelivered {
+        /// The state found.
+        state: EventState,
+    },
+    /// The event can never be processed (unknown source, missing key or status, a status
+    /// the lifecycle does not know). It is now `failed` with `reason` as its last error:
+    /// visible to operators, never retried.
+    Failed {
+        /// Why, as stored in `last_error`.
+        reason: String,
+    },
+    /// No such event in PostgreSQL (purged, or a message from another deployment).
+    Missing,
+}
+
+impl Outcome {
+    /// What a second delivery of the same event gets, once this outcome committed: a
+    /// decided event is final ([`Outcome::Redelivered`]); a missing one is still missing.
+    pub fn seen_again(&self) -> Outcome {
+        let state = match self {
+            Outcome::Processed { .. } => EventState::Processed,
+            Outcome::Failed { .. } => EventState::Failed,
+            Outcome::Redelivered { state } => *state,
+            Outcome::Missing => return Outcome::Missing,
+        };
+        Outcome::Redelivered { state }
+    }
+
+    /// The `outcome` label of [`hookline_telemetry::names::WORKER_EVENTS`].
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Processed { .. } => "processed",
+            Outcome::Redelivered { .. } => "redelivered",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Missing => "missing",
+        }
+    }
+}
+
+/// Why the step could not reach a decision. Its transaction rolled back, so nothing of it
+/// is stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessError {
+    /// Retrying later can succeed: database unreachable or restarting, pool exhausted,
+    /// serialization failure, deadlock, connection lost, or the step panicked.
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying the same work cannot succeed (a constraint or data error from the
+    /// database): the message goes straight to the dead-letter queue.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl ProcessError {
+    /// Whether a delayed retry may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ProcessError::Transient(_))
+    }
+}
+
+impl From<DbError> for ProcessError {
+    fn from(e: DbError) -> Self {
+        if e.is_retryable() {
+            ProcessError::Transient(e.to_string())
+        } else {
+            ProcessError::Permanent(e.to_string())
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ProcessError {
+    fn from(e: diesel::result::Error) -> Self {
+        DbError::Query(e).into()
+    }
+}
+
+/// Processes the event `envelope` points to: a batch of one ([`process_batch`]).
+///
+/// # Errors
+/// [`ProcessError`] when no decision could be committed; nothing was changed.
+pub async fn process(deps: &Deps, envelope: &Envelope) -> Result<Outcome, ProcessError> {
+    let mut outcomes = process_batch(deps, &[envelope.event_id]).await?;
+    Ok(outcomes
+        .remove(&envelope.event_id)
+        .unwrap_or(Outcome::Missing))
+}
+
+/// Decides the events `ids` point to in one transaction and returns each one's outcome
+/// (an id repeated in `ids` is decided once). Events are decided in id order (UUIDv7:
+/// the order ingest received them).
+///
+/// Idempotent: an event found final is left alone ([`Outcome::Redelivered`]), and the
+/// resource locks serialise concurrent calls for one resource across all workers, so any
+/// number of deliveries, in any order, on any number of workers yields one transition row
+/// per event and a status that only moves forward. The caller acknowledges the messages
+/// only after this returns `Ok` (the commit happened).
+///
+/// # Errors
+/// [`ProcessError`] when the transaction could not commit; nothing of it was stored.
+pub async fn process_batch(
+    deps: &Deps,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Outcome>, ProcessError> {
+    let mut conn = deps.pool.get().await.map_err(DbError::from)?;
+    conn.transaction::<_, ProcessError, _>(async |conn| decide(conn, &deps.sources, ids).await)
+        .await
+}
+
+/// The body of [`process_batch`]'s transaction.
+async fn decide(
+    conn: &mut AsyncPgConnection,
+    sources: &Sources,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Outcome>, ProcessError> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let events = lock_events(conn, &sorted).await?;
+    let mut outcomes: HashMap<Uuid, Outcome> =
+        sorted.iter().map(|id| (*id, Outcome::Missing)).collect();
+
+    let mut open = Vec::with_capacity(events.len());
+    for event in &events {
+        if event.state.is_final() {
+            outcomes.insert(event.id, Outcome::Redelivered { state: event.state });
+        } else {
+            open.push((event, plan(sources, event)));
+        }
+    }
+
+    let mut keys: Vec<(&str, &str)> = open
+        .iter()
+        .filter_map(|(event, plan)| match plan {
+            Plan::Track { resource_key, .. } => Some((event.source.as_str(), *resource_key)),
+            _ => None,
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let current = lock_resources(conn, &keys)
+        .await?
+        .into_iter()
+        .map(|(source, key, status)| ((source, key), status))
+        .collect();
+
+    let decided = decide_locked(open, current);
+    let (updates, rows) = writes(&decided);
+    record_transitions(conn, &updates, &rows).await?;
+    let finished: Vec<(Uuid, Option<&str>)> = decided
+        .iter()
+        .map(|d| match &d.verdict {
+            Verdict::Fail(reason) => (d.event.id, Some(reason.as_str())),
+            _ => (d.event.id, None),
+        })
+        .collect();
+    finish_events(conn, &finished).await?;
+    outcomes.extend(decided.into_iter().map(|d| (d.event.id, d.into_outcome())));
+    Ok(outcomes)
+}
+
+/// One event's decision, made while its rows are locked and not yet written.
+struct Decided<'a> {
+    event: &'a EventHead,
+    verdict: Verdict<'a>,
+}
+
+/// What was decided for one event.
+enum Verdict<'a> {
+    /// The source tracks no resources: the event is just processed.
+    Untracked,
+    /// The lifecycle's decision for the event's resource.
+    Tracked {
+        resource_key: &'a str,
+        from: Option<String>,
+        to: &'a str,
+        outcome: hookline_domain::Outcome,
+        terminal: bool,
+    },
+    /// The event can never be processed, for this reason.
+    Fail(String),
+}
+
+impl Decided<'_> {
+    fn into_outcome(self) -> Outcome {
+        match self.verdict {
+            Verdict::Fail(reason) => Outcome::Failed { reason },
+            Verdict::Untracked => Outcome::Processed {
+                transition: None,
+                received_at: self.event.received_at,
+            },
+            Verdict::Tracked {
+                resource_key,
+                from,
+                to,
+                outcome,
+                terminal,
+            } => Outcome::Processed {
+                transition: Some(Transition {
+                    resource_key: resource_key.to_string(),
+                    from,
+                    to: to.to_string(),
+                    outcome,
+                    terminal,
+                }),
+                received_at: self.event.received_at,
+            },
+        }
+    }
+}
+
+/// Decides every open event against the locked resources' `current` statuses, in the
+/// order given (id order), each decision seeing the statuses the earlier ones left. No
+/// IO: the rules in one place, whatever the batch size.
+fn decide_locked<'a>(
+    open: Vec<(&'a EventHead, Plan<'a>)>,
+    mut current: HashMap<(String, String), Option<String>>,
+) -> Vec<Decided<'a>> {
+    open.into_iter()
+        .map(|(event, plan)| {
+            let verdict = match plan {
+                Plan::Fail(reason) => Verdict::Fail(reason),
+                Plan::Untracked => Verdict::Untracked,
+                Plan::Track {
+                    lifecycle,
+                    resource_key,
+                    status,
+                } => {
+                    let slot = current
+                        .entry((event.source.clone(), resource_key.to_string()))
+                        .or_default();
+                    match lifecycle.transition(slot.as_deref(), status) {
+                        Err(e) => Verdict::Fail(e.to_string()),
+                        Ok(outcome) => {
+                            let from = if outcome.changes_status() {
+                                slot.replace(status.to_string())
+                            } else {
+                                slot.clone()
+                            };
+                            Verdict::Tracked {
+                                resource_key,
+                                from,
+                                to: status,
+                                outcome,
+                                terminal: lifecycle.is_terminal(status),
+                            }
+                        }
+                    }
+                }
+            };
+            Decided { event, verdict }
+        })
+        .collect()
+}
+
+/// The rows `decided` writes: each changed resource's final status (the last applied
+/// one wins) and one transition-log row per tracked event.
+fn writes<'a>(decided: &'a [Decided<'a>]) -> (Vec<ResourceUpdate<'a>>, Vec<TransitionRow<'a>>) {
+    let mut updates: HashMap<(&str, &str), ResourceUpdate<'a>> = HashMap::new();
+    let mut rows = Vec::with_capacity(decided.len());
+    for d in decided {
+        let Verdict::Tracked {
+            resource_key,
+            from,
+            to,
+            outcome,
+            terminal,
+        } = &d.verdict
+        else {
+            continue;
+        };
+        if outcome.changes_status() {
+            updates.insert(
+                (d.event.source.as_str(), resource_key),
+                ResourceUpdate {
+                    source: &d.event.source,
+                    resource_key,
+                    status: to,
+                    terminal: *terminal,
+                    event_id: Some(d.event.id),
+                },
+            );
+        }
+        rows.push(TransitionRow {
+            source: &d.event.source,
+            resource_key,
+            event_id: Some(d.event.id),
+            from: from.as_deref(),
+            to,
+            outcome: *outcome,
+            reason: None,
+            actor: None,
+        });
+    }
+    (updates.into_values().collect(), rows)
+}
+
+/// What an event asks for, decided from configuration alone (no IO).
+enum Plan<'a> {
+    /// Can never be processed, for this reason (permanent).
+    Fail(String),
+    /// The source tracks no resources: just mark it processed.
+    Untracked,
+    /// Apply `status` (the lifecycle's spelling) to `resource_key`.
+    Track {
+        lifecycle: &'a Lifecycle,
+        resource_key: &'a str,
+        status: &'a str,
+    },
+}
+
+/// Classifies `event` against the configured sources and their lifecycles.
+fn plan<'a>(sources: &'a Sources, event: &'a EventHead) -> Plan<'a> {
+    let Some(source) = sources.get(&event.source) else {
+        return Plan::Fail(format!(
+            "source {:?} is not configured on this worker",
+            event.source
+        ));
+    };
+    let Some(lifecycle) = source.lifecycle.as_deref() else {
+        return Plan::Untracked;
+    };
+    let Some(resource_key) = event.resource_key.as_deref() else {
+        return Plan::Fail("the event has no resource key".into());
+    };
+    let Some(status) = event.status.as_deref() else {
+        return Plan::Fail("the event has no status".into());
+    };
+    match lifecycle.canonical(status) {
+        Some(status) => Plan::Track {
+            lifecycle,
+            resource_key,
+            status,
+        },
+        None => Plan::Fail(format!(
+            "status {status:?} is not part of lifecycle {:?}",
+            lifecycle.name()
+        )),
+    }
+}
