@@ -37,7 +37,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     match cli.command {
         Command::Migrate => migrate(&config, json).await,
-        Command::CheckConfig => check_config(&sources, json),
+        Command::CheckConfig => check_config(&config, &sources, json),
         Command::Events(EventsCommand::List(a)) => {
             events::list(&mut db(&config).await?, &a, json).await
         }
@@ -67,13 +67,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// One connection for the whole command: the CLI never needs a pool.
 async fn db(config: &Config) -> anyhow::Result<AsyncPgConnection> {
-    hookline_db::connect(&config.database.url)
+    hookline_db::connect(config.database.url.expose())
         .await
         .context("connecting to PostgreSQL (database.url)")
 }
 
 async fn migrate(config: &Config, json: bool) -> anyhow::Result<()> {
-    let applied = hookline_db::run_migrations(&config.database.url)
+    let applied = hookline_db::run_migrations(config.database.url.expose())
         .await
         .context("applying migrations")?;
     if json {
@@ -88,7 +88,13 @@ async fn migrate(config: &Config, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_config(sources: &Sources, json: bool) -> anyhow::Result<()> {
+/// What every binary checks at start-up, ingest's secrets and verifiers included: the
+/// one command that resolves source secrets, so a deploy can be checked before it runs.
+fn check_config(config: &Config, sources: &Sources, json: bool) -> anyhow::Result<()> {
+    config.validate_ingest()?;
+    config.validate_worker()?;
+    config.admin_token()?;
+    hookline_providers::verifiers(sources)?;
     let names: Vec<&str> = sources.names().collect();
     if json {
         output::print_json(&serde_json::json!({ "valid": true, "sources": names }));

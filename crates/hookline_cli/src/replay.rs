@@ -8,8 +8,6 @@
 //! without effect. Either way running the command again is safe: the worker locks each
 //! event and skips final ones, so nothing is applied twice.
 
-use std::time::Duration;
-
 use anyhow::{Context, anyhow, bail};
 use diesel_async::AsyncConnection;
 use hookline_config::Config;
@@ -18,7 +16,7 @@ use hookline_db::{
     reset_for_replay, select_for_replay,
 };
 use hookline_domain::EventState;
-use hookline_queue::{Envelope, Publisher, Route, Topology, retry_delays};
+use hookline_queue::{Envelope, Publisher, Route, Topology};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -221,18 +219,14 @@ async fn republish(
     .await
 }
 
-/// A confirming publisher declaring the same topology (retry queues included) as the
-/// services, so publishing works even on a broker the services have not touched yet.
+/// A confirming publisher declaring the exchange, work and dead queues as the services
+/// do, so publishing works even on a broker the services have not touched yet (the
+/// retry queues are the worker's to declare).
 async fn connect_publisher(config: &Config) -> anyhow::Result<Publisher> {
-    let delays = retry_delays(
-        config.worker.max_attempts,
-        Duration::from_millis(config.worker.retry_base_ms),
-        Duration::from_millis(config.worker.retry_cap_ms),
-    );
     let publisher = Publisher::new(
-        &config.amqp.url,
+        config.amqp.url.expose(),
         Topology::new(config.amqp.prefix.clone()),
-        delays,
+        Vec::new(),
         "hookline-cli",
     );
     publisher
@@ -247,7 +241,7 @@ async fn connect_publisher(config: &Config) -> anyhow::Result<Publisher> {
 /// dead-lettered while this runs.
 async fn purge_dead_queue(config: &Config) -> anyhow::Result<u32> {
     let topology = Topology::new(config.amqp.prefix.clone());
-    let connection = hookline_queue::connect(&config.amqp.url, "hookline-cli")
+    let connection = hookline_queue::connect(config.amqp.url.expose(), "hookline-cli")
         .await
         .context("connecting to RabbitMQ (amqp.url)")?;
     let channel = connection

@@ -81,3 +81,33 @@ fn check_config_lists_the_configured_sources_as_json_for_scripts() {
     );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("s3cret"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_needs_no_source_secrets_but_check_config_resolves_them() {
+    let db = hookline_testkit::TestDb::new().await;
+    let dir = std::env::temp_dir().join(format!("hl_cli_secretless_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hookline.toml");
+    let unset = hookline_testkit::APIFY_SOURCE
+        .replace("\"apify-token\"", "\"env:HOOKLINE_TEST_SURELY_UNSET\"");
+    std::fs::write(
+        &config,
+        hookline_testkit::config_toml(&db.url, &hookline_testkit::amqp_prefix(), &unset),
+    )
+    .unwrap();
+
+    let listed = hookline(&config)
+        .args(["events", "list", "--source", "apify", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+
+    let checked = hookline(&config).arg("check-config").output().unwrap();
+    assert!(!checked.status.success());
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert!(stderr.contains("sources.apify.secrets[0]"), "{stderr}");
+}

@@ -1,19 +1,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hookline_domain::{Lifecycle, Template};
-use hookline_providers::Verifier;
+use hookline_domain::{Lifecycle, Secret, SourceConfig, Template, resolve_preset};
 
-use crate::{Config, ConfigError};
+use crate::{Config, ConfigError, resolve_secret};
 
-/// One source, ready for requests: its verifier built, templates parsed, lifecycle
-/// resolved. Built once at start-up.
+/// One source, ready for use: preset applied, templates parsed, lifecycle resolved. Built
+/// once at start-up. Its secrets stay as written until [`CompiledSource::secrets`]: only
+/// ingest, which builds the verifiers, needs them.
 #[derive(Debug)]
 pub struct CompiledSource {
     /// The path name.
     pub name: String,
-    /// Signature/token check.
-    pub verifier: Verifier,
+    /// The `[sources.<name>]` table with its preset applied (secrets as written).
+    pub config: SourceConfig,
     /// Dedup key template.
     pub dedup_key: Template,
     /// Resource key template, if the source tracks resources.
@@ -37,6 +37,11 @@ impl Sources {
     /// Source names.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
+    }
+
+    /// Every source, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<CompiledSource>> {
+        self.0.values()
     }
 
     pub(crate) fn compile(config: &Config) -> Result<Sources, ConfigError> {
@@ -68,10 +73,8 @@ impl Sources {
                     "source names use letters, digits, '_' or '-'",
                 ));
             }
-            let resolved = hookline_providers::resolve(raw.clone())
-                .map_err(|e| ConfigError::invalid(key(&e.key), e.message))?;
-            let verifier = Verifier::from_source(&resolved)
-                .map_err(|e| ConfigError::invalid(key(&e.key), e.message))?;
+            let resolved = resolve_preset(raw.clone())
+                .map_err(|e| ConfigError::invalid(key("preset"), e.to_string()))?;
             let template =
                 |field: &str, text: &Option<String>| -> Result<Option<Template>, ConfigError> {
                     text.as_deref()
@@ -113,7 +116,7 @@ impl Sources {
                 name.clone(),
                 Arc::new(CompiledSource {
                     name: name.clone(),
-                    verifier,
+                    config: resolved,
                     dedup_key,
                     resource_key,
                     status,
@@ -122,5 +125,34 @@ impl Sources {
             );
         }
         Ok(Sources(sources))
+    }
+}
+
+impl CompiledSource {
+    /// The source's secrets, resolved now (`env:` and `file:` read). Call it where a
+    /// verifier is built, and only there.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `sources.<name>.secrets[<i>]` when one cannot be resolved.
+    pub fn secrets(&self) -> Result<Vec<Secret>, ConfigError> {
+        self.config
+            .secrets
+            .iter()
+            .enumerate()
+            .map(|(i, written)| {
+                resolve_secret(&format!("sources.{}.secrets[{i}]", self.name), written)
+            })
+            .collect()
+    }
+
+    /// This source's config with its secrets resolved: what a verifier is built from.
+    ///
+    /// # Errors
+    /// As [`CompiledSource::secrets`].
+    pub fn resolved_config(&self) -> Result<SourceConfig, ConfigError> {
+        Ok(SourceConfig {
+            secrets: self.secrets()?,
+            ..self.config.clone()
+        })
     }
 }

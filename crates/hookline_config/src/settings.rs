@@ -2,11 +2,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Env, Format, Toml};
 use hookline_domain::{LifecycleConfig, Secret, SourceConfig};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::Sources;
+use crate::secret::resolve_with;
+
+/// Every default ([`Config::load`] merges the file and the environment over it).
+const DEFAULTS: &str = include_str!("defaults.toml");
 
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +29,8 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An invalid value at `key` (a dotted path such as `sources.stripe.secrets[0]`).
+    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
             key: key.into(),
             message: message.into(),
@@ -60,7 +65,7 @@ pub struct Config {
 }
 
 /// `[http]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Listen address; port 0 picks a free port (tests).
@@ -73,22 +78,23 @@ pub struct HttpConfig {
 }
 
 /// `[admin]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Listen address of `/metrics` and `/v1/*`.
     pub addr: String,
-    /// Bearer token for `/v1/*`; unset disables the admin API (metrics stay up).
-    #[serde(skip_serializing)]
+    /// Bearer token for `/v1/*` as written (literal, `env:` or `file:`); unset disables
+    /// the admin API (metrics stay up). Only ingest resolves it ([`Config::admin_token`]).
     pub token: Option<Secret>,
 }
 
 /// `[database]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// PostgreSQL URL (may be `env:NAME`).
-    pub url: String,
+    /// PostgreSQL URL, resolved (it may be written `env:NAME` or `file:/path`). A secret:
+    /// it carries the password, so `Debug` never prints it.
+    pub url: Secret,
     /// Connections per process.
     pub pool_size: usize,
     /// Apply pending migrations at start-up (under an advisory lock).
@@ -96,17 +102,18 @@ pub struct DatabaseConfig {
 }
 
 /// `[amqp]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpConfig {
-    /// AMQP URL (may be `env:NAME`).
-    pub url: String,
+    /// AMQP URL, resolved (it may be written `env:NAME` or `file:/path`). A secret: it
+    /// carries the password, so `Debug` never prints it.
+    pub url: Secret,
     /// Prefix of every exchange and queue name.
     pub prefix: String,
 }
 
 /// `[ingest]` (an extension of the documented contract: group commit and relay tuning).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
     /// Most requests committed by one INSERT.
@@ -124,7 +131,7 @@ pub struct IngestConfig {
 }
 
 /// `[worker]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerConfig {
     /// Messages processed at once (also the prefetch).
@@ -140,7 +147,7 @@ pub struct WorkerConfig {
 }
 
 /// `[telemetry]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// `auto` (JSON unless stdout is a terminal), `json` or `pretty`.
@@ -151,62 +158,13 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Defaults {
-    http: HttpConfig,
-    admin: AdminConfig,
-    database: DatabaseConfig,
-    amqp: AmqpConfig,
-    ingest: IngestConfig,
-    worker: WorkerConfig,
-    telemetry: TelemetryConfig,
-}
-
-fn defaults() -> Defaults {
-    Defaults {
-        http: HttpConfig {
-            addr: "127.0.0.1:8080".into(),
-            max_body_bytes: 1024 * 1024,
-            workers: None,
-        },
-        admin: AdminConfig {
-            addr: "127.0.0.1:8081".into(),
-            token: None,
-        },
-        database: DatabaseConfig {
-            url: "postgres://root@127.0.0.1:5432/hookline".into(),
-            pool_size: 16,
-            migrate: true,
-        },
-        amqp: AmqpConfig {
-            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
-            prefix: "hookline".into(),
-        },
-        ingest: IngestConfig {
-            batch_max: 256,
-            batchers: 2,
-            relay_after_ms: 5_000,
-            relay_interval_ms: 1_000,
-            dedup_cache_bytes: 8 * 1024 * 1024,
-        },
-        worker: WorkerConfig {
-            concurrency: 64,
-            max_attempts: 8,
-            admin_addr: "127.0.0.1:8082".into(),
-            retry_base_ms: 1_000,
-            retry_cap_ms: 300_000,
-        },
-        telemetry: TelemetryConfig {
-            log_format: "auto".into(),
-            log_level: "info".into(),
-            otlp_endpoint: None,
-        },
-    }
-}
-
 impl Config {
-    /// Loads `HOOKLINE_CONFIG` (default `config/hookline.toml`) with environment
-    /// overrides, resolves `env:` secrets and validates everything.
+    /// Loads `HOOKLINE_CONFIG` (default `config/hookline.toml`) over the defaults, with
+    /// environment overrides; resolves the database and broker URLs (every binary needs
+    /// them) and validates what every binary shares: those sections, telemetry, sources
+    /// and lifecycles. Source secrets and the admin token stay as written: only ingest
+    /// resolves them. Each binary then checks its own section ([`Config::validate_ingest`],
+    /// [`Config::validate_worker`]).
     ///
     /// # Errors
     /// [`ConfigError`] naming the key that is wrong.
@@ -219,20 +177,19 @@ impl Config {
             )));
         }
         Self::from_figment(
-            Figment::from(Serialized::defaults(defaults()))
+            Figment::from(Toml::string(DEFAULTS))
                 .merge(Toml::file(&path))
                 .merge(env()),
         )
     }
 
-    /// Parses a TOML document (no environment), resolves `env:` secrets and validates.
+    /// As [`Config::load`], from a TOML document and without the environment's
+    /// `HOOKLINE__` overrides (`env:` secrets are still read from it).
     ///
     /// # Errors
     /// [`ConfigError`] naming the key that is wrong.
     pub fn from_toml(toml: &str) -> Result<(Config, Sources), ConfigError> {
-        Self::from_figment(
-            Figment::from(Serialized::defaults(defaults())).merge(Toml::string(toml)),
-        )
+        Self::from_figment(Figment::from(Toml::string(DEFAULTS)).merge(Toml::string(toml)))
     }
 
     fn from_figment(figment: Figment) -> Result<(Config, Sources), ConfigError> {
@@ -244,73 +201,31 @@ impl Config {
                     .join("; "),
             )
         })?;
-        config.resolve_env_secrets(&|name| std::env::var(name).ok())?;
-        config.validate_settings()?;
+        let env = |name: &str| std::env::var(name).ok();
+        config.database.url = resolve_with("database.url", &config.database.url, &env)?;
+        config.amqp.url = resolve_with("amqp.url", &config.amqp.url, &env)?;
+        config.validate_shared()?;
         let sources = Sources::compile(&config)?;
         Ok((config, sources))
     }
 
-    /// Replaces every `env:NAME` secret by the variable's value.
-    fn resolve_env_secrets(
-        &mut self,
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<(), ConfigError> {
-        let resolve = |key: String, value: &str| -> Result<String, ConfigError> {
-            match value.strip_prefix("env:") {
-                None => Ok(value.to_string()),
-                Some(name) => lookup(name).ok_or_else(|| {
-                    ConfigError::invalid(key, format!("environment variable {name} is not set"))
-                }),
-            }
+    /// The admin API's bearer token, resolved; `None` when unset (admin API disabled).
+    ///
+    /// # Errors
+    /// [`ConfigError`] on `admin.token` when it cannot be resolved or is empty.
+    pub fn admin_token(&self) -> Result<Option<Secret>, ConfigError> {
+        let Some(written) = &self.admin.token else {
+            return Ok(None);
         };
-        self.database.url = resolve("database.url".into(), &self.database.url)?;
-        self.amqp.url = resolve("amqp.url".into(), &self.amqp.url)?;
-        if let Some(token) = &self.admin.token {
-            self.admin.token = Some(Secret::new(resolve("admin.token".into(), token.expose())?));
-        }
-        for (name, source) in &mut self.sources {
-            for (i, secret) in source.secrets.iter_mut().enumerate() {
-                *secret = Secret::new(resolve(
-                    format!("sources.{name}.secrets[{i}]"),
-                    secret.expose(),
-                )?);
-            }
-        }
-        Ok(())
-    }
-
-    fn validate_settings(&self) -> Result<(), ConfigError> {
-        for (key, addr) in [
-            ("http.addr", &self.http.addr),
-            ("admin.addr", &self.admin.addr),
-            ("worker.admin_addr", &self.worker.admin_addr),
-        ] {
-            addr.parse::<std::net::SocketAddr>().map_err(|e| {
-                ConfigError::invalid(key, format!("{addr:?} is not host:port ({e})"))
-            })?;
-        }
-        let positive = [
-            ("http.max_body_bytes", self.http.max_body_bytes as u64),
-            ("database.pool_size", self.database.pool_size as u64),
-            ("ingest.batch_max", self.ingest.batch_max as u64),
-            ("ingest.batchers", self.ingest.batchers as u64),
-            ("worker.concurrency", self.worker.concurrency as u64),
-            ("worker.max_attempts", u64::from(self.worker.max_attempts)),
-            ("worker.retry_base_ms", self.worker.retry_base_ms),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(ConfigError::invalid(key, "must be greater than 0"));
-            }
-        }
-        if self
-            .admin
-            .token
-            .as_ref()
-            .is_some_and(|t| t.expose().is_empty())
-        {
+        let token = crate::resolve_secret("admin.token", written)?;
+        if token.expose().is_empty() {
             return Err(ConfigError::invalid("admin.token", "must not be empty"));
         }
+        Ok(Some(token))
+    }
+
+    fn validate_shared(&self) -> Result<(), ConfigError> {
+        positive(&[("database.pool_size", self.database.pool_size as u64)])?;
         if !self
             .amqp
             .prefix
@@ -330,6 +245,46 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Checks the sections only ingest reads: `[http]`, `[admin]`, `[ingest]`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key that is wrong.
+    pub fn validate_ingest(&self) -> Result<(), ConfigError> {
+        socket_addr("http.addr", &self.http.addr)?;
+        socket_addr("admin.addr", &self.admin.addr)?;
+        positive(&[
+            ("http.max_body_bytes", self.http.max_body_bytes as u64),
+            ("ingest.batch_max", self.ingest.batch_max as u64),
+            ("ingest.batchers", self.ingest.batchers as u64),
+        ])
+    }
+
+    /// Checks the section only the worker reads: `[worker]`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key that is wrong.
+    pub fn validate_worker(&self) -> Result<(), ConfigError> {
+        socket_addr("worker.admin_addr", &self.worker.admin_addr)?;
+        positive(&[
+            ("worker.concurrency", self.worker.concurrency as u64),
+            ("worker.max_attempts", u64::from(self.worker.max_attempts)),
+            ("worker.retry_base_ms", self.worker.retry_base_ms),
+        ])
+    }
+}
+
+fn socket_addr(key: &str, addr: &str) -> Result<(), ConfigError> {
+    addr.parse::<std::net::SocketAddr>()
+        .map(|_| ())
+        .map_err(|e| ConfigError::invalid(key, format!("{addr:?} is not host:port ({e})")))
+}
+
+fn positive(values: &[(&str, u64)]) -> Result<(), ConfigError> {
+    match values.iter().find(|(_, value)| *value == 0) {
+        Some((key, _)) => Err(ConfigError::invalid(*key, "must be greater than 0")),
+        None => Ok(()),
     }
 }
 
@@ -351,12 +306,26 @@ mod tests {
         secrets = ["s3cret"]
     "#;
 
+    /// Loads `toml` and runs every binary's own checks, as `hookline check-config` does.
+    fn check_all(toml: &str) -> Result<(), ConfigError> {
+        let (config, sources) = Config::from_toml(toml)?;
+        config.validate_ingest()?;
+        config.validate_worker()?;
+        config.admin_token()?;
+        for source in sources.iter() {
+            source.secrets()?;
+        }
+        Ok(())
+    }
+
     #[test]
     fn defaults_fill_everything_a_minimal_file_leaves_out() {
         let (config, sources) = Config::from_toml(MINIMAL).unwrap();
         assert_eq!(config.http.max_body_bytes, 1_048_576);
         assert_eq!(config.worker.max_attempts, 8);
+        assert_eq!(config.ingest.dedup_cache_bytes, 8 * 1024 * 1024);
         assert!(sources.get("apify").is_some());
+        check_all(MINIMAL).unwrap();
     }
 
     #[test]
@@ -367,14 +336,29 @@ mod tests {
             jail.set_env("HOOKLINE__DATABASE__URL", "postgres://elsewhere/db");
             jail.set_env("HOOKLINE__WORKER__MAX_ATTEMPTS", "3");
             let (config, _) = Config::load().map_err(|e| e.to_string())?;
-            assert_eq!(config.database.url, "postgres://elsewhere/db");
+            assert_eq!(config.database.url.expose(), "postgres://elsewhere/db");
             assert_eq!(config.worker.max_attempts, 3);
             Ok(())
         });
     }
 
     #[test]
-    fn env_secrets_are_read_and_a_missing_one_names_its_key() {
+    fn source_secrets_resolve_only_when_asked_and_a_missing_one_names_its_key() {
+        // The worker and the CLI load this config without the variable being set.
+        let toml = r#"[sources.apify]
+               preset = "apify"
+               secrets = ["env:HOOKLINE_TEST_SURELY_UNSET"]"#;
+        let (config, sources) = Config::from_toml(toml).unwrap();
+        config.validate_worker().unwrap();
+        let err = sources
+            .get("apify")
+            .unwrap()
+            .secrets()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sources.apify.secrets[0]"), "{err}");
+        assert!(err.contains("HOOKLINE_TEST_SURELY_UNSET"), "{err}");
+
         figment::Jail::expect_with(|jail| {
             jail.set_env("TEST_APIFY_TOKEN", "from-env");
             let (_, sources) = Config::from_toml(
@@ -383,18 +367,52 @@ mod tests {
                    secrets = ["env:TEST_APIFY_TOKEN"]"#,
             )
             .map_err(|e| e.to_string())?;
-            assert!(sources.get("apify").is_some());
+            let secrets = sources
+                .get("apify")
+                .unwrap()
+                .secrets()
+                .map_err(|e| e.to_string())?;
+            assert_eq!(secrets[0].expose(), "from-env");
             Ok(())
         });
-        let err = Config::from_toml(
-            r#"[sources.apify]
-               preset = "apify"
-               secrets = ["env:HOOKLINE_TEST_SURELY_UNSET"]"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("sources.apify.secrets[0]"), "{err}");
-        assert!(err.contains("HOOKLINE_TEST_SURELY_UNSET"), "{err}");
+    }
+
+    #[test]
+    fn the_admin_token_resolves_only_when_asked() {
+        let toml = "[admin]\ntoken = \"env:HOOKLINE_TEST_SURELY_UNSET\"";
+        let (config, _) = Config::from_toml(toml).unwrap();
+        let err = config.admin_token().unwrap_err().to_string();
+        assert!(err.contains("admin.token"), "{err}");
+        let (config, _) = Config::from_toml("[admin]\ntoken = \"\"").unwrap();
+        assert!(
+            config
+                .admin_token()
+                .unwrap_err()
+                .to_string()
+                .contains("admin.token")
+        );
+    }
+
+    #[test]
+    fn each_binary_checks_only_its_own_section() {
+        let (config, _) = Config::from_toml("[worker]\nmax_attempts = 0").unwrap();
+        config.validate_ingest().unwrap();
+        assert!(
+            config
+                .validate_worker()
+                .unwrap_err()
+                .to_string()
+                .contains("worker.max_attempts")
+        );
+        let (config, _) = Config::from_toml("[http]\naddr = \"nope\"").unwrap();
+        config.validate_worker().unwrap();
+        assert!(
+            config
+                .validate_ingest()
+                .unwrap_err()
+                .to_string()
+                .contains("http.addr")
+        );
     }
 
     #[test]
@@ -403,7 +421,11 @@ mod tests {
             ("[http]\nmax_body_bytes = \"big\"", "max_body_bytes"),
             ("[http]\naddr = \"nope\"", "http.addr"),
             ("[worker]\nmax_attempts = 0", "worker.max_attempts"),
-            ("[sources.x]\nverifier = \"token\"", "sources.x.secrets"),
+            ("[database]\npool_size = 0", "database.pool_size"),
+            (
+                "[database]\nurl = \"env:HOOKLINE_TEST_SURELY_UNSET\"",
+                "database.url",
+            ),
             (
                 "[sources.x]\nverifier = \"token\"\nsecrets=[\"a\"]",
                 "sources.x.dedup_key",
@@ -421,7 +443,7 @@ mod tests {
             ),
             ("[lifecycles.l]\nranks = []", "lifecycles.l"),
         ] {
-            let err = Config::from_toml(toml).unwrap_err().to_string();
+            let err = check_all(toml).unwrap_err().to_string();
             assert!(
                 err.contains(key),
                 "{toml:?} gave {err:?}, expected it to name {key}"
@@ -430,9 +452,20 @@ mod tests {
     }
 
     #[test]
-    fn secrets_never_appear_in_debug_output() {
-        let (config, sources) = Config::from_toml(MINIMAL).unwrap();
-        assert!(!format!("{config:?}").contains("s3cret"));
-        assert!(!format!("{sources:?}").contains("s3cret"));
+    fn secrets_and_url_passwords_never_appear_in_debug_output() {
+        let toml = format!(
+            "{MINIMAL}\n[database]\nurl = \"postgres://hookline:pg-pa55word@db:5432/h\"\n\
+             [amqp]\nurl = \"amqp://hookline:mq-pa55word@mq:5672/%2f\"\n\
+             [admin]\ntoken = \"admin-t0ken\""
+        );
+        let (config, sources) = Config::from_toml(&toml).unwrap();
+        let debug = format!("{config:?} {sources:?}");
+        for secret in ["s3cret", "pg-pa55word", "mq-pa55word", "admin-t0ken"] {
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+        assert_eq!(
+            config.database.url.expose(),
+            "postgres://hookline:pg-pa55word@db:5432/h"
+        );
     }
 }

@@ -8,6 +8,7 @@
 
 mod config;
 mod lifecycle;
+mod presets;
 mod request;
 mod secret;
 mod state;
@@ -15,6 +16,7 @@ mod template;
 
 pub use config::{Algorithm, Encoding, SourceConfig};
 pub use lifecycle::{Lifecycle, LifecycleConfig, LifecycleError, Outcome};
+pub use presets::{PRESETS, UnknownPreset, preset, resolve_preset};
 pub use request::{Headers, RequestParts};
 pub use secret::Secret;
 pub use state::{EventState, UnknownState};

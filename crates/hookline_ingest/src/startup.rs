@@ -8,7 +8,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use hookline_config::{Config, Sources};
 use hookline_db::{Pool, create_pool, ping, run_migrations};
-use hookline_queue::{Publisher, Topology, retry_delays};
+use hookline_queue::{Publisher, Topology};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -18,7 +18,7 @@ use crate::batcher::Batcher;
 use crate::error::json_error;
 use crate::outbox::{run_publisher, run_relay};
 use crate::seen::SeenKeys;
-use crate::webhook::{WebhookState, receive};
+use crate::webhook::{Route, WebhookState, receive};
 
 /// A built ingest service: listeners bound, background tasks running. Port 0 in the
 /// config picks free ports, which [`Application::port`] reports (tests rely on it).
@@ -50,22 +50,36 @@ impl Application {
     /// # Errors
     /// If migrations fail or a listener cannot bind.
     pub async fn build(config: Config, sources: Sources) -> anyhow::Result<Self> {
+        // Ingest's own sections and secrets; `[worker]` is not read here.
+        config.validate_ingest()?;
+        let admin_token = config.admin_token()?;
+        let mut verifiers = hookline_providers::verifiers(&sources)?;
+        let routes = sources
+            .iter()
+            .filter_map(|source| {
+                let verifier = verifiers.remove(&source.name)?;
+                Some((
+                    source.name.clone(),
+                    Route {
+                        source: source.clone(),
+                        verifier,
+                    },
+                ))
+            })
+            .collect();
+
         if config.database.migrate {
-            run_migrations(&config.database.url).await.context(
+            run_migrations(config.database.url.expose()).await.context(
                 "applying database migrations (is PostgreSQL up and database.url right?)",
             )?;
         }
-        let pool = create_pool(&config.database.url, config.database.pool_size)
+        let pool = create_pool(config.database.url.expose(), config.database.pool_size)
             .context("creating the database pool")?;
-        let delays = retry_delays(
-            config.worker.max_attempts,
-            Duration::from_millis(config.worker.retry_base_ms),
-            Duration::from_millis(config.worker.retry_cap_ms),
-        );
+        // Ingest publishes to the work queue only: the retry queues are the worker's.
         let publisher = Arc::new(Publisher::new(
-            &config.amqp.url,
+            config.amqp.url.expose(),
             Topology::new(config.amqp.prefix.clone()),
-            delays,
+            Vec::new(),
             "hookline-ingest",
         ));
         if let Err(e) = publisher.ensure_connected().await {
@@ -96,7 +110,7 @@ impl Application {
         )));
 
         let webhook_state = web::Data::new(WebhookState {
-            sources,
+            sources: routes,
             batcher,
             max_body_bytes: config.http.max_body_bytes,
         });
@@ -130,7 +144,7 @@ impl Application {
 
         let admin_state = web::Data::new(AdminState {
             pool,
-            token: config.admin.token.clone(),
+            token: admin_token,
             metrics: hookline_telemetry::metrics_handle(),
         });
         let admin_listener = TcpListener::bind(&config.admin.addr)

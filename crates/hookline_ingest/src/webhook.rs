@@ -1,12 +1,15 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
-use hookline_config::{CompiledSource, Sources};
+use hookline_config::CompiledSource;
 use hookline_db::NewEvent;
 use hookline_domain::{Headers, RequestParts, TemplateInput};
+use hookline_providers::Verifier;
 use hookline_telemetry::{names, set_remote_parent, trace_id_of, traceparent_of};
 use serde::Serialize;
 use tracing::Instrument;
@@ -14,9 +17,17 @@ use tracing::Instrument;
 use crate::batcher::{Batcher, new_event_id};
 use crate::error::WebhookError;
 
+/// One source as the webhook route serves it: its templates and its verifier.
+pub struct Route {
+    /// The validated source config (templates, lifecycle).
+    pub source: Arc<CompiledSource>,
+    /// Its signature or token check, built with the resolved secrets.
+    pub verifier: Verifier,
+}
+
 /// What the webhook route needs, shared by every worker thread.
 pub struct WebhookState {
-    pub sources: Sources,
+    pub sources: BTreeMap<String, Route>,
     pub batcher: Batcher,
     pub max_body_bytes: usize,
 }
@@ -40,7 +51,9 @@ pub async fn receive(
     let source_name = path.into_inner();
     let source = state.sources.get(&source_name);
     // Unknown names share one label: arbitrary paths must not grow the metric series.
-    let label = source.map_or("unknown", |s| s.name.as_str()).to_string();
+    let label = source
+        .map_or("unknown", |s| s.source.name.as_str())
+        .to_string();
     // The server span of the HTTP semantic conventions; a provider's own traceparent (if
     // it sends one) becomes its parent.
     let incoming = req
@@ -104,10 +117,11 @@ pub async fn receive(
 async fn handle(
     req: &HttpRequest,
     payload: web::Payload,
-    source: &CompiledSource,
+    route: &Route,
     state: &WebhookState,
     span: &tracing::Span,
 ) -> Result<Accepted, WebhookError> {
+    let source = &*route.source;
     let body = read_body(req, payload, state.max_body_bytes).await?;
     let headers = Headers::new(
         req.headers()
@@ -121,7 +135,7 @@ async fn handle(
         body: &body,
     };
     // Verify on the raw bytes before anything parses them.
-    let verified = source
+    let verified = route
         .verifier
         .verify(parts, SystemTime::now())
         .map_err(|e| WebhookError::InvalidSignature(e.to_string()))?;

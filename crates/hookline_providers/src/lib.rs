@@ -4,9 +4,9 @@
 //! body. Every scheme is a pure function of (headers, query, body, now): no clock, no IO,
 //! so each is tested with the providers' own published vectors and a frozen clock.
 //! Secrets are compared in constant time, several secrets at once mean rotation (any one
-//! matches), and errors never carry a secret or an expected signature. [`preset`] holds
-//! each provider's documented defaults (headers, dedup key, resource key, lifecycle) that
-//! a `preset = "..."` source fills. `docs/providers.md` documents each provider.
+//! matches), and errors never carry a secret or an expected signature. Each provider's
+//! documented defaults (dedup key, resource key, lifecycle) that a `preset = "..."`
+//! source fills are pure data in `hookline_domain::preset`. `docs/providers.md` documents each provider.
 
 mod crypto;
 mod error;
@@ -16,7 +16,6 @@ mod generic;
 mod github;
 mod input;
 mod paystack;
-mod presets;
 mod retell;
 mod shopify;
 mod slack;
@@ -30,5 +29,4 @@ mod verifier;
 mod tests;
 
 pub use error::{ConfigError, VerifyError};
-pub use presets::{PRESETS, preset, resolve};
-pub use verifier::{VERIFIERS, Verified, Verifier};
+pub use verifier::{VERIFIERS, Verified, Verifier, verifiers};

@@ -1,5 +1,7 @@
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use hookline_config::Sources;
 use hookline_domain::{RequestParts, SourceConfig};
 
 use crate::flutterwave::FlutterwaveVerifier;
@@ -148,4 +150,29 @@ impl Verifier {
         }?;
         Ok(Verified { parts })
     }
+}
+
+/// Builds every configured source's verifier, resolving its secrets now. Ingest calls it
+/// once at start-up (and `hookline check-config` to check a deploy): no other binary
+/// needs the secrets, so none other resolves them.
+///
+/// # Errors
+/// [`hookline_config::ConfigError`] naming the source's key that is missing or invalid
+/// (`sources.<name>.secrets[<i>]`, `sources.<name>.verifier`, ...).
+pub fn verifiers(
+    sources: &Sources,
+) -> Result<BTreeMap<String, Verifier>, hookline_config::ConfigError> {
+    sources
+        .iter()
+        .map(|source| {
+            let config = source.resolved_config()?;
+            let verifier = Verifier::from_source(&config).map_err(|e| {
+                hookline_config::ConfigError::invalid(
+                    format!("sources.{}.{}", source.name, e.key),
+                    e.message,
+                )
+            })?;
+            Ok((source.name.clone(), verifier))
+        })
+        .collect()
 }

@@ -46,8 +46,11 @@ impl Worker {
     /// If migrations fail, the pool settings are invalid or the admin address cannot be
     /// bound.
     pub async fn build(config: Config, sources: Sources) -> anyhow::Result<Self> {
+        // The worker's own section; source secrets and `[http]`/`[admin]`/`[ingest]` are
+        // ingest's and are not read here.
+        config.validate_worker()?;
         if config.database.migrate {
-            run_migrations(&config.database.url).await.context(
+            run_migrations(config.database.url.expose()).await.context(
                 "applying database migrations (is PostgreSQL up and database.url right?)",
             )?;
         }
@@ -55,12 +58,12 @@ impl Worker {
         // `database.pool_size` stays the operator's cap on connections per process. A
         // concurrency above it queues on the pool; a wait past the pool's timeout is a
         // transient failure, retried like any other.
-        let pool = create_pool(&config.database.url, config.database.pool_size)
+        let pool = create_pool(config.database.url.expose(), config.database.pool_size)
             .context("creating the database pool")?;
         let policy = RetryPolicy::from_config(&config.worker);
         let topology = Topology::new(config.amqp.prefix.clone());
         let publisher = Arc::new(Publisher::new(
-            &config.amqp.url,
+            config.amqp.url.expose(),
             topology.clone(),
             policy.delays().to_vec(),
             "hookline-worker-retry",
@@ -97,7 +100,7 @@ impl Worker {
                 policy,
             }),
             settings: ConsumerSettings {
-                url: config.amqp.url.clone(),
+                url: config.amqp.url.expose().to_string(),
                 topology,
                 concurrency,
                 tag: format!("hookline-worker-{}", uuid::Uuid::new_v4().simple()),

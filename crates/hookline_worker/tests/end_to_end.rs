@@ -172,3 +172,20 @@ async fn the_worker_admin_listener_serves_metrics_health_and_readiness() {
     worker.stop().await.unwrap();
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_needs_no_source_secrets_only_ingest_resolves_them() {
+    let db = TestDb::new().await;
+    let prefix = amqp_prefix();
+    let app = TestIngest::spawn(&config_toml(&db.url, &prefix, APIFY_SOURCE)).await;
+    // The same source, its secret left to an environment variable nobody set.
+    let unset = APIFY_SOURCE.replace("\"apify-token\"", "\"env:HOOKLINE_TEST_SURELY_UNSET\"");
+    let worker = TestWorker::spawn(&config_toml(&db.url, &prefix, &unset)).await;
+
+    let (status, _) = post(&app, &apify_body("run-secretless", "SUCCEEDED")).await;
+    assert_eq!(status, 202);
+    let resource = resource_with(&app, "run-secretless", 1).await;
+    assert_eq!(resource["status"], "SUCCEEDED", "{resource}");
+    worker.stop().await.unwrap();
+    app.stop().await;
+}

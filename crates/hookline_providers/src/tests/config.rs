@@ -146,3 +146,26 @@ fn standard_webhooks_secrets_may_omit_the_whsec_prefix() {
     let bare = RIGHT.strip_prefix("whsec_").unwrap();
     assert!(Verifier::from_source(&complete("standard-webhooks", &[bare])).is_ok());
 }
+
+#[test]
+fn building_the_verifiers_of_a_config_resolves_secrets_and_names_the_source_key() {
+    let (_, sources) = hookline_config::Config::from_toml(
+        "[sources.x]\nverifier = \"token\"\ndedup_key = \"{json:/id}\"",
+    )
+    .unwrap();
+    let err = crate::verifiers(&sources).unwrap_err().to_string();
+    assert!(err.contains("sources.x.secrets"), "{err}");
+
+    let (_, sources) = hookline_config::Config::from_toml(
+        "[sources.x]\npreset = \"apify\"\nsecrets = [\"env:HOOKLINE_TEST_SURELY_UNSET\"]",
+    )
+    .unwrap();
+    let err = crate::verifiers(&sources).unwrap_err().to_string();
+    assert!(err.contains("sources.x.secrets[0]"), "{err}");
+
+    let (_, sources) = hookline_config::Config::from_toml(
+        "[sources.x]\npreset = \"stripe\"\nsecrets = [\"whsec_dGVzdA==\"]",
+    )
+    .unwrap();
+    assert!(crate::verifiers(&sources).unwrap().contains_key("x"));
+}

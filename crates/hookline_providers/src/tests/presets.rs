@@ -1,11 +1,12 @@
 //! Presets resolve to working sources whose templates parse and render.
 
 use hookline_domain::{
-    Headers, Lifecycle, RequestParts, Secret, SourceConfig, Template, TemplateInput,
+    Headers, Lifecycle, PRESETS, RequestParts, Secret, SourceConfig, Template, TemplateInput,
+    preset, resolve_preset as resolve,
 };
 
 use super::support::{RIGHT, form_encode};
-use crate::{PRESETS, Verifier, preset, resolve};
+use crate::Verifier;
 
 /// A source that names `name` and supplies only what a preset cannot: secrets, and the
 /// public URL for Twilio.
@@ -74,14 +75,18 @@ fn presets_set_resource_status_and_lifecycle_together_and_only_builtin_lifecycle
 }
 
 #[test]
-fn unknown_presets_are_none_and_a_config_error_on_preset() {
+fn unknown_presets_are_none_and_an_error_naming_the_known_ones() {
     assert!(preset("stripe-v2").is_none());
     let err = resolve(SourceConfig {
         preset: Some("stripe-v2".into()),
         ..SourceConfig::default()
     })
-    .unwrap_err();
-    assert_eq!(err.key, "preset");
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("stripe-v2") && err.contains("refersion"),
+        "{err}"
+    );
 }
 
 #[test]
