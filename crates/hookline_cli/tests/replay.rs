@@ -5,6 +5,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{Stack, stderr};
+use hookline_testkit::amqp_url;
+use hookline_testkit::urls::refused;
 use uuid::Uuid;
 
 fn ids(envelopes: &[hookline_queue::Envelope]) -> BTreeSet<Uuid> {
@@ -258,7 +260,7 @@ async fn replay_fails_clearly_when_the_broker_is_unreachable_and_changes_nothing
         .run_with_env(
             &["dead-letters", "redrive", "--all"],
             // Port 1: nothing listens, the connection is refused at once.
-            &[("HOOKLINE__AMQP__URL", "amqp://guest:guest@127.0.0.1:1/%2f")],
+            &[("HOOKLINE__AMQP__URL", &refused(&amqp_url()))],
         )
         .await;
     assert_eq!(output.status.code(), Some(1));
