@@ -1,6 +1,6 @@
 # Hookline: a thin index over scripts/*.sh. `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help up down test lint fmt ci services bench bench-smoke soak
+.PHONY: help up down test lint fmt schema-check ci services bench bench-smoke soak
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ lint: ## cargo fmt --check and clippy -D warnings
 fmt: ## Format the code
 	cargo fmt --all
 
+schema-check: ## Fail if hookline_db's generated schema.rs is not what migrations/ produce
+	@scripts/check_schema.sh
+
 bench: ## Ceilings + Hookline figures from one run (~5 min), written to BENCHMARKS.md
 	@scripts/bench.sh
 
@@ -33,4 +36,4 @@ soak: ## hookline-ingest under steady load for 10 min; fails if its memory grows
 services: ## Only make sure PostgreSQL and RabbitMQ are running
 	@scripts/ensure_services.sh
 
-ci: lint test ## What CI runs
+ci: lint schema-check test ## What CI runs

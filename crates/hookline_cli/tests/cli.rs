@@ -10,23 +10,11 @@ fn hookline(config: &std::path::Path) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_applies_the_schema_once_and_then_reports_up_to_date() {
-    let server = std::env::var("HOOKLINE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432".into());
-    let name = format!("hl_test_cli_{}", std::process::id());
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name}"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        let status = Command::new("psql")
-            .args([&format!("{server}/postgres"), "-qc", &sql])
-            .status()
-            .expect("psql is installed with PostgreSQL");
-        assert!(status.success(), "{sql}");
-    }
-    let dir = std::env::temp_dir().join(&name);
+    let db = hookline_testkit::TestDb::empty().await;
+    let dir = std::env::temp_dir().join(&db.name);
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("hookline.toml");
-    std::fs::write(&config, format!("[database]\nurl = \"{server}/{name}\"\n")).unwrap();
+    std::fs::write(&config, format!("[database]\nurl = \"{}\"\n", db.url)).unwrap();
 
     let first = hookline(&config).arg("migrate").output().unwrap();
     assert!(

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{Stack, stderr};
+use hookline_domain::EventState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_list_filters_by_source_state_dedup_key_and_time_range() {
@@ -16,7 +17,7 @@ async fn events_list_filters_by_source_state_dedup_key_and_time_range() {
         .await;
     let b = stack.seed("plain", "delivery-1", None).await;
     let c = stack.seed("plain", "delivery-2", None).await;
-    stack.set_state(b, "processed", 0, None).await;
+    stack.set_state(b, EventState::Processed, 0, None).await;
     stack
         .sql(&format!(
             "UPDATE events SET received_at = now() - interval '3 days' WHERE id = '{c}'"
@@ -97,7 +98,7 @@ async fn events_list_prints_an_aligned_table_for_people() {
     let stack = Stack::new().await;
     let id = stack.seed("plain", "delivery-1", None).await;
     stack
-        .set_state(id, "dead", 3, Some("database unavailable"))
+        .set_state(id, EventState::Dead, 3, Some("database unavailable"))
         .await;
 
     let stdout = stack.ok(&["events", "list"]).await;
@@ -200,13 +201,13 @@ async fn dead_letters_list_shows_dead_events_from_postgres_with_error_and_attemp
         .await;
     let failed = stack.seed("plain", "delivery-2", None).await;
     stack
-        .set_state(dead, "dead", 3, Some("connection refused"))
+        .set_state(dead, EventState::Dead, 3, Some("connection refused"))
         .await;
     stack
-        .set_state(other_dead, "dead", 3, Some("deadlock detected"))
+        .set_state(other_dead, EventState::Dead, 3, Some("deadlock detected"))
         .await;
     stack
-        .set_state(failed, "failed", 0, Some("no status"))
+        .set_state(failed, EventState::Failed, 0, Some("no status"))
         .await;
 
     let listed = stack.json(&["dead-letters", "list"]).await;

@@ -2,9 +2,12 @@
 
 mod common;
 
+use hookline_domain::EventState;
 use std::collections::BTreeSet;
 
 use common::{Stack, stderr};
+use hookline_testkit::amqp_url;
+use hookline_testkit::urls::refused;
 use uuid::Uuid;
 
 fn ids(envelopes: &[hookline_queue::Envelope]) -> BTreeSet<Uuid> {
@@ -19,9 +22,15 @@ async fn replay_republishes_unfinished_events_to_the_work_queue_and_skips_final_
     let processed = stack.seed("plain", "d-3", None).await;
     let dead = stack.seed("plain", "d-4", None).await;
     let other_source = stack.seed("apify", "r:1", Some(("r", "RUNNING"))).await;
-    stack.set_state(published, "published", 0, None).await;
-    stack.set_state(processed, "processed", 0, None).await;
-    stack.set_state(dead, "dead", 3, Some("timeout")).await;
+    stack
+        .set_state(published, EventState::Published, 0, None)
+        .await;
+    stack
+        .set_state(processed, EventState::Processed, 0, None)
+        .await;
+    stack
+        .set_state(dead, EventState::Dead, 3, Some("timeout"))
+        .await;
 
     let summary = stack.json(&["replay", "--source", "plain"]).await;
     assert_eq!(summary["selected"], 4);
@@ -37,13 +46,13 @@ async fn replay_republishes_unfinished_events_to_the_work_queue_and_skips_final_
         assert_eq!(envelope.attempt, 1);
     }
     // The confirmed publish counts: `received` became `published`; final events untouched.
-    assert_eq!(stack.state(received).await.0, "published");
-    assert_eq!(stack.state(processed).await.0, "processed");
+    assert_eq!(stack.state(received).await.0, EventState::Published);
+    assert_eq!(stack.state(processed).await.0, EventState::Processed);
     assert_eq!(
         stack.state(dead).await,
-        ("dead".into(), 3, Some("timeout".into()))
+        (EventState::Dead, 3, Some("timeout".into()))
     );
-    assert_eq!(stack.state(other_source).await.0, "received");
+    assert_eq!(stack.state(other_source).await.0, EventState::Received);
 
     // Idempotent: running it again republishes the same pointers and changes nothing else.
     let again = stack.json(&["replay", "--source", "plain"]).await;
@@ -52,7 +61,7 @@ async fn replay_republishes_unfinished_events_to_the_work_queue_and_skips_final_
         ids(&stack.drain(&stack.work_queue()).await),
         BTreeSet::from([received, published])
     );
-    assert_eq!(stack.state(processed).await.0, "processed");
+    assert_eq!(stack.state(processed).await.0, EventState::Processed);
     stack.delete_broker_state().await;
 }
 
@@ -63,10 +72,14 @@ async fn replay_with_reset_re_runs_failed_and_dead_events_but_never_processed_on
     let dead = stack.seed("plain", "d-2", None).await;
     let processed = stack.seed("plain", "d-3", None).await;
     stack
-        .set_state(failed, "failed", 0, Some("no status"))
+        .set_state(failed, EventState::Failed, 0, Some("no status"))
         .await;
-    stack.set_state(dead, "dead", 3, Some("timeout")).await;
-    stack.set_state(processed, "processed", 0, None).await;
+    stack
+        .set_state(dead, EventState::Dead, 3, Some("timeout"))
+        .await;
+    stack
+        .set_state(processed, EventState::Processed, 0, None)
+        .await;
 
     let summary = stack
         .json(&[
@@ -89,9 +102,9 @@ async fn replay_with_reset_re_runs_failed_and_dead_events_but_never_processed_on
         ids(&stack.drain(&stack.work_queue()).await),
         BTreeSet::from([failed, dead])
     );
-    assert_eq!(stack.state(failed).await, ("published".into(), 0, None));
-    assert_eq!(stack.state(dead).await, ("published".into(), 0, None));
-    assert_eq!(stack.state(processed).await.0, "processed");
+    assert_eq!(stack.state(failed).await, (EventState::Published, 0, None));
+    assert_eq!(stack.state(dead).await, (EventState::Published, 0, None));
+    assert_eq!(stack.state(processed).await.0, EventState::Processed);
     stack.delete_broker_state().await;
 }
 
@@ -100,7 +113,9 @@ async fn replay_dry_run_reports_without_publishing_or_changing_anything() {
     let stack = Stack::new().await;
     let dead = stack.seed("plain", "d-1", None).await;
     let received = stack.seed("plain", "d-2", None).await;
-    stack.set_state(dead, "dead", 3, Some("timeout")).await;
+    stack
+        .set_state(dead, EventState::Dead, 3, Some("timeout"))
+        .await;
 
     let summary = stack
         .json(&["replay", "--all", "--reset", "--dry-run"])
@@ -108,8 +123,8 @@ async fn replay_dry_run_reports_without_publishing_or_changing_anything() {
     assert_eq!(summary["dry_run"], true);
     assert_eq!(summary["published"], 2);
     assert_eq!(summary["reset"], 1);
-    assert_eq!(stack.state(dead).await.0, "dead");
-    assert_eq!(stack.state(received).await.0, "received");
+    assert_eq!(stack.state(dead).await.0, EventState::Dead);
+    assert_eq!(stack.state(received).await.0, EventState::Received);
 
     let text = stack.ok(&["replay", "--all", "--reset", "--dry-run"]).await;
     assert!(text.contains("dry run"), "{text}");
@@ -172,13 +187,13 @@ async fn redrive_moves_dead_events_to_published_and_republishes_them() {
     let dead_apify = stack.seed("apify", "r:1", Some(("r", "RUNNING"))).await;
     let failed = stack.seed("plain", "d-2", None).await;
     stack
-        .set_state(dead_plain, "dead", 3, Some("timeout"))
+        .set_state(dead_plain, EventState::Dead, 3, Some("timeout"))
         .await;
     stack
-        .set_state(dead_apify, "dead", 3, Some("timeout"))
+        .set_state(dead_apify, EventState::Dead, 3, Some("timeout"))
         .await;
     stack
-        .set_state(failed, "failed", 0, Some("no status"))
+        .set_state(failed, EventState::Failed, 0, Some("no status"))
         .await;
 
     let summary = stack
@@ -187,10 +202,13 @@ async fn redrive_moves_dead_events_to_published_and_republishes_them() {
     assert_eq!(summary["selected"], 1);
     assert_eq!(summary["reset"], 1);
     assert_eq!(summary["published"], 1);
-    assert_eq!(stack.state(dead_plain).await, ("published".into(), 0, None));
+    assert_eq!(
+        stack.state(dead_plain).await,
+        (EventState::Published, 0, None)
+    );
     // Other sources and other states are not touched.
-    assert_eq!(stack.state(dead_apify).await.0, "dead");
-    assert_eq!(stack.state(failed).await.0, "failed");
+    assert_eq!(stack.state(dead_apify).await.0, EventState::Dead);
+    assert_eq!(stack.state(failed).await.0, EventState::Failed);
     let envelopes = stack.drain(&stack.work_queue()).await;
     assert_eq!(ids(&envelopes), BTreeSet::from([dead_plain]));
 
@@ -199,7 +217,10 @@ async fn redrive_moves_dead_events_to_published_and_republishes_them() {
         .ok(&["dead-letters", "redrive", "--id", &dead_apify.to_string()])
         .await;
     assert!(text.contains("selected 1 event:"), "{text}");
-    assert_eq!(stack.state(dead_apify).await, ("published".into(), 0, None));
+    assert_eq!(
+        stack.state(dead_apify).await,
+        (EventState::Published, 0, None)
+    );
     assert_eq!(
         ids(&stack.drain(&stack.work_queue()).await),
         BTreeSet::from([dead_apify])
@@ -209,7 +230,7 @@ async fn redrive_moves_dead_events_to_published_and_republishes_them() {
     let again = stack.json(&["dead-letters", "redrive", "--all"]).await;
     assert_eq!(again["selected"], 0);
     assert!(stack.drain(&stack.work_queue()).await.is_empty());
-    assert_eq!(stack.state(failed).await.0, "failed");
+    assert_eq!(stack.state(failed).await.0, EventState::Failed);
     stack.delete_broker_state().await;
 }
 
@@ -219,7 +240,9 @@ async fn redrive_all_with_purge_queue_empties_the_dead_letter_queue() {
     let a = stack.seed("plain", "d-1", None).await;
     let b = stack.seed("plain", "d-2", None).await;
     for id in [a, b] {
-        stack.set_state(id, "dead", 3, Some("timeout")).await;
+        stack
+            .set_state(id, EventState::Dead, 3, Some("timeout"))
+            .await;
     }
     stack.dead_letter(&[a, b], "plain").await;
 
@@ -253,25 +276,27 @@ async fn redrive_all_with_purge_queue_empties_the_dead_letter_queue() {
 async fn replay_fails_clearly_when_the_broker_is_unreachable_and_changes_nothing() {
     let stack = Stack::new().await;
     let dead = stack.seed("plain", "d-1", None).await;
-    stack.set_state(dead, "dead", 3, Some("timeout")).await;
+    stack
+        .set_state(dead, EventState::Dead, 3, Some("timeout"))
+        .await;
     let output = stack
         .run_with_env(
             &["dead-letters", "redrive", "--all"],
             // Port 1: nothing listens, the connection is refused at once.
-            &[("HOOKLINE__AMQP__URL", "amqp://guest:guest@127.0.0.1:1/%2f")],
+            &[("HOOKLINE__AMQP__URL", &refused(&amqp_url()))],
         )
         .await;
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("RabbitMQ"), "{}", stderr(&output));
-    assert_eq!(stack.state(dead).await.0, "dead");
+    assert_eq!(stack.state(dead).await.0, EventState::Dead);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_for_replay_only_ever_touches_failed_and_dead_events() {
     let stack = Stack::new().await;
     let mut all = Vec::new();
-    for state in ["received", "published", "processed", "failed", "dead"] {
-        let id = stack.seed("plain", state, None).await;
+    for state in EventState::ALL {
+        let id = stack.seed("plain", state.as_str(), None).await;
         stack.set_state(id, state, 2, Some("boom")).await;
         all.push((id, state));
     }
@@ -285,8 +310,8 @@ async fn reset_for_replay_only_ever_touches_failed_and_dead_events() {
     );
     for (id, state) in &all {
         let expected = match *state {
-            "failed" | "dead" => ("published".to_string(), 0, None),
-            other => (other.to_string(), 2, Some("boom".to_string())),
+            EventState::Failed | EventState::Dead => (EventState::Published, 0, None),
+            other => (other, 2, Some("boom".to_string())),
         };
         assert_eq!(stack.state(*id).await, expected, "{state}");
     }

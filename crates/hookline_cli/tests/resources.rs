@@ -4,6 +4,7 @@ mod common;
 
 use common::{Stack, stderr};
 use hookline_db::{ResourceUpdate, TransitionRow, lock_resources, record_transitions};
+use hookline_domain::EventState;
 use hookline_domain::Outcome;
 
 /// An Apify run `run-1` that a worker moved to RUNNING, as the pipeline would leave it.
@@ -42,7 +43,7 @@ async fn running_run(stack: &Stack) -> uuid::Uuid {
     )
     .await
     .unwrap();
-    stack.set_state(event, "processed", 0, None).await;
+    stack.set_state(event, EventState::Processed, 0, None).await;
     event
 }
 

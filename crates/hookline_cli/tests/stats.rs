@@ -3,11 +3,12 @@
 mod common;
 
 use common::Stack;
+use hookline_domain::EventState;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 /// Receives `id` an hour ago and, when `latency_ms` is given, processes it that much later.
-async fn place(stack: &Stack, id: Uuid, state: &str, latency_ms: Option<u32>) {
+async fn place(stack: &Stack, id: Uuid, state: EventState, latency_ms: Option<u32>) {
     stack.set_state(id, state, 0, None).await;
     let processed = latency_ms.map_or("NULL".to_string(), |ms| {
         format!("now() - interval '1 hour' + interval '{ms} milliseconds'")
@@ -36,19 +37,19 @@ async fn stats_counts_each_state_per_source_and_computes_latency_percentiles() {
         let id = stack
             .seed("apify", &format!("p{i}"), Some(("r", "RUNNING")))
             .await;
-        place(&stack, id, "processed", Some(latency)).await;
+        place(&stack, id, EventState::Processed, Some(latency)).await;
     }
     let failed = stack.seed("apify", "f", Some(("r", "RUNNING"))).await;
-    place(&stack, failed, "failed", Some(5_000)).await;
+    place(&stack, failed, EventState::Failed, Some(5_000)).await;
     let dead = stack.seed("apify", "d", Some(("r", "RUNNING"))).await;
-    place(&stack, dead, "dead", None).await;
+    place(&stack, dead, EventState::Dead, None).await;
     let pending = stack.seed("apify", "q", Some(("r", "RUNNING"))).await;
-    place(&stack, pending, "published", None).await;
+    place(&stack, pending, EventState::Published, None).await;
     let received = stack.seed("apify", "q2", Some(("r", "RUNNING"))).await;
-    place(&stack, received, "received", None).await;
+    place(&stack, received, EventState::Received, None).await;
     // Outside the default 24 h window: counted nowhere.
     let old = stack.seed("apify", "old", Some(("r", "RUNNING"))).await;
-    stack.set_state(old, "processed", 0, None).await;
+    stack.set_state(old, EventState::Processed, 0, None).await;
     let old_plain = stack.seed("plain", "old", None).await;
     for id in [old, old_plain] {
         stack
@@ -59,7 +60,7 @@ async fn stats_counts_each_state_per_source_and_computes_latency_percentiles() {
     }
     // A source no longer configured still has its events counted.
     let legacy = stack.seed("legacy", "l", None).await;
-    place(&stack, legacy, "processed", Some(1_000)).await;
+    place(&stack, legacy, EventState::Processed, Some(1_000)).await;
 
     let stats = stack.json(&["stats"]).await;
     let apify = source(&stats, "apify");
@@ -109,7 +110,7 @@ async fn stats_counts_each_state_per_source_and_computes_latency_percentiles() {
 async fn stats_prints_a_table_with_duplicates_marked_not_available() {
     let stack = Stack::new().await;
     let id = stack.seed("plain", "delivery-1", None).await;
-    place(&stack, id, "processed", Some(1_500)).await;
+    place(&stack, id, EventState::Processed, Some(1_500)).await;
 
     let stdout = stack.ok(&["stats"]).await;
     let header = stdout

@@ -114,7 +114,8 @@ pub async fn insert_events(
     let mut new_ids = std::collections::HashSet::new();
     if !missing.is_empty() {
         let mut order = missing;
-        order.sort_unstable_by(|a, b| (&a.source, &a.dedup_key).cmp(&(&b.source, &b.dedup_key)));
+        // Stable: of several rows with one key, the batch's first is the one inserted.
+        order.sort_by(|a, b| (&a.source, &a.dedup_key).cmp(&(&b.source, &b.dedup_key)));
         // New rows and their outbox rows in one statement (so in one commit).
         let inserted: Vec<InsertedId> = diesel::sql_query(
             "WITH new AS (\

@@ -1,5 +1,4 @@
-//! Diesel table definitions, kept in step with `migrations/` (a test checks every column
-//! against the migrated database).
+// @generated automatically by Diesel CLI.
 
 diesel::table! {
     events (id) {
@@ -17,6 +16,13 @@ diesel::table! {
         last_error -> Nullable<Text>,
         received_at -> Timestamptz,
         processed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    outbox (event_id) {
+        event_id -> Uuid,
+        received_at -> Timestamptz,
     }
 }
 
@@ -47,11 +53,4 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    outbox (event_id) {
-        event_id -> Uuid,
-        received_at -> Timestamptz,
-    }
-}
-
-diesel::allow_tables_to_appear_in_same_query!(events, outbox, resources, transitions);
+diesel::allow_tables_to_appear_in_same_query!(events, outbox, resources, transitions,);

@@ -327,7 +327,7 @@ async fn bad_input_gets_a_clear_json_error_and_never_a_500() {
 async fn retries_of_committed_events_are_answered_from_memory_while_the_database_is_down() {
     for cache in [true, false] {
         let db = TestDb::new().await;
-        let proxy = Proxy::start("127.0.0.1:5432").await;
+        let proxy = Proxy::postgres().await;
         let extra = if cache {
             APIFY_SOURCE.to_string()
         } else {
@@ -377,7 +377,7 @@ async fn retries_of_committed_events_are_answered_from_memory_while_the_database
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_down_answers_503_with_retry_after_and_recovers_without_a_restart() {
     let db = TestDb::new().await;
-    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let proxy = Proxy::postgres().await;
     let app = TestIngest::spawn(&config_toml(
         &db.url_via(&proxy),
         &amqp_prefix(),
@@ -574,11 +574,9 @@ async fn committed_events_are_published_and_marked_published() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_down_keeps_accepting_and_the_outbox_drains_when_it_returns() {
     let db = TestDb::new().await;
-    let proxy = Proxy::start("127.0.0.1:5672").await;
-    let toml = config_toml(&db.url, &amqp_prefix(), APIFY_SOURCE).replace(
-        &hookline_testkit::amqp_url(),
-        &format!("amqp://guest:guest@{}/%2f", proxy.addr),
-    );
+    let proxy = Proxy::broker().await;
+    let toml = config_toml(&db.url, &amqp_prefix(), APIFY_SOURCE)
+        .replace(&hookline_testkit::amqp_url(), &proxy.amqp_url());
     let app = TestIngest::spawn(&toml).await;
     proxy.down();
     for i in 0..30 {

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 
+use crate::urls::{amqp_url, database_server_url, host_port, with_addr};
+
 /// A TCP proxy a test can cut: "the database is down" (or the broker) for one test only,
 /// while every other test keeps using the shared server.
 pub struct Proxy {
@@ -16,6 +18,29 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy in front of the test PostgreSQL server (`HOOKLINE_TEST_DATABASE_URL`);
+    /// reach a database through it with [`crate::TestDb::url_via`].
+    ///
+    /// # Panics
+    /// If no local port can be bound.
+    pub async fn postgres() -> Self {
+        Self::start(&host_port(&database_server_url())).await
+    }
+
+    /// A proxy in front of the test broker (`HOOKLINE_TEST_AMQP_URL`); reach it through
+    /// [`Proxy::amqp_url`].
+    ///
+    /// # Panics
+    /// If no local port can be bound.
+    pub async fn broker() -> Self {
+        Self::start(&host_port(&amqp_url())).await
+    }
+
+    /// The test broker's URL (credentials, virtual host) with this proxy's address.
+    pub fn amqp_url(&self) -> String {
+        with_addr(&amqp_url(), self.addr)
+    }
+
     /// Starts forwarding `127.0.0.1:<random>` to `target` (`host:port`).
     ///
     /// # Panics

@@ -24,8 +24,8 @@ async fn after_losing_the_broker_the_worker_reconnects_and_processes_what_arrive
     let db = TestDb::new().await;
     let prefix = amqp_prefix();
     let toml = config_toml(&db.url, &prefix, APIFY_SOURCE);
-    let broker = Proxy::start("127.0.0.1:5672").await;
-    let proxied = format!("amqp://guest:guest@{}/%2f", broker.addr);
+    let broker = Proxy::broker().await;
+    let proxied = broker.amqp_url();
     let worker_toml = toml.replace(&amqp_url(), &proxied);
     assert_ne!(worker_toml, toml, "the worker goes through the proxy");
     let worker = TestWorker::spawn(&worker_toml).await;

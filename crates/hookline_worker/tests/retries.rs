@@ -82,7 +82,7 @@ async fn with_the_database_down_the_message_is_retried_and_dead_lettered_and_the
  {
     let db = TestDb::new().await;
     let prefix = amqp_prefix();
-    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let proxy = Proxy::postgres().await;
     proxy.down();
     let worker_toml = config_toml(&db.url_via(&proxy), &prefix, APIFY_SOURCE);
     let worker = TestWorker::spawn(&worker_toml).await;

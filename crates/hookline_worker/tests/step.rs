@@ -237,7 +237,8 @@ async fn an_unreachable_database_is_a_transient_error() {
     let toml = config_toml(&db.url, &amqp_prefix(), APIFY_SOURCE);
     let (_, sources) = hookline_testkit::config(&toml);
     // Nothing listens on port 1: every checkout fails at once.
-    let pool = hookline_db::create_pool("postgres://root@127.0.0.1:1/nowhere", 2).unwrap();
+    let nowhere = hookline_testkit::urls::refused(&hookline_testkit::database_url("nowhere"));
+    let pool = hookline_db::create_pool(&nowhere, 2).unwrap();
     let deps = hookline_worker::Deps::new(pool, sources);
     let id = insert(&db, "apify", Some("run-1"), Some("RUNNING")).await;
     let error = process(&deps, &envelope(id, "apify")).await.unwrap_err();

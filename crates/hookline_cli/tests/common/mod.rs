@@ -2,25 +2,13 @@
 //! config file pointing at them, seeding, and running the `hookline` binary.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use hookline_domain::EventState;
 use std::path::PathBuf;
 use std::process::Output;
-use std::time::Duration;
 
-use diesel_async::RunQueryDsl;
-use hookline_db::{NewEvent, find_event, insert_events};
 use hookline_queue::Envelope;
-use hookline_queue::options::{BasicGetOptions, QueueDeleteOptions};
-use hookline_testkit::{APIFY_SOURCE, TestDb};
+use hookline_testkit::{APIFY_SOURCE, PLAIN_SOURCE, TestDb};
 use uuid::Uuid;
-
-/// A source without a lifecycle (no resources).
-pub const PLAIN_SOURCE: &str = r#"
-[sources.plain]
-verifier = "token"
-token_header = "x-token"
-secrets = ["plain-token"]
-dedup_key = "{header:x-delivery-id}"
-"#;
 
 /// One test's world: its database, its AMQP prefix and a config file naming both.
 pub struct Stack {
@@ -87,42 +75,31 @@ impl Stack {
         dedup_key: &str,
         resource: Option<(&str, &str)>,
     ) -> Uuid {
-        let id = Uuid::now_v7();
-        let mut conn = self.db.connect().await;
-        let stored = insert_events(
-            &mut conn,
-            &[NewEvent {
-                id,
-                source: source.to_string(),
-                dedup_key: dedup_key.to_string(),
-                resource_key: resource.map(|(key, _)| key.to_string()),
-                status: resource.map(|(_, status)| status.to_string()),
-                headers: serde_json::json!([{"name": "content-type", "value": "application/json"}]),
-                query: String::new(),
-                body: format!(r#"{{"key":"{dedup_key}"}}"#).into_bytes(),
-                traceparent: None,
-            }],
-            false,
-        )
-        .await
-        .expect("insert event");
-        assert!(!stored[0].duplicate);
-        id
+        let mut event = hookline_testkit::new_event(source, dedup_key);
+        event.resource_key = resource.map(|(key, _)| key.to_string());
+        event.status = resource.map(|(_, status)| status.to_string());
+        event.headers = serde_json::json!([{"name": "content-type", "value": "application/json"}]);
+        event.body = format!(r#"{{"key":"{dedup_key}"}}"#).into_bytes();
+        let stored = hookline_testkit::store_event(&self.db, event).await;
+        assert!(!stored.duplicate);
+        stored.event_id
     }
 
     /// Runs SQL against the test database.
     pub async fn sql(&self, sql: &str) {
-        let mut conn = self.db.connect().await;
-        diesel::sql_query(sql)
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.db.execute(sql).await;
     }
 
     /// Puts an event in `state` with `attempts` and `last_error`, as the pipeline would.
-    pub async fn set_state(&self, id: Uuid, state: &str, attempts: i32, last_error: Option<&str>) {
+    pub async fn set_state(
+        &self,
+        id: Uuid,
+        state: EventState,
+        attempts: i32,
+        last_error: Option<&str>,
+    ) {
         let error = last_error.map_or("NULL".to_string(), |e| format!("'{e}'"));
-        let processed = if matches!(state, "processed" | "failed") {
+        let processed = if matches!(state, EventState::Processed | EventState::Failed) {
             "now()"
         } else {
             "NULL"
@@ -135,13 +112,8 @@ impl Stack {
     }
 
     /// `(state, attempts, last_error)` of an event.
-    pub async fn state(&self, id: Uuid) -> (String, i32, Option<String>) {
-        let mut conn = self.db.connect().await;
-        let event = find_event(&mut conn, id)
-            .await
-            .expect("query event")
-            .expect("event exists");
-        (event.state.to_string(), event.attempts, event.last_error)
+    pub async fn state(&self, id: Uuid) -> (EventState, i32, Option<String>) {
+        hookline_testkit::event_state(&self.db, id).await
     }
 
     /// `{prefix}.work`, the queue workers consume.
@@ -157,68 +129,18 @@ impl Stack {
     /// Takes every ready message off `queue` (acknowledged on receipt) and returns the
     /// envelopes in queue order.
     pub async fn drain(&self, queue: &str) -> Vec<Envelope> {
-        let connection = hookline_queue::connect(&hookline_testkit::amqp_url(), "cli-test")
-            .await
-            .expect("RabbitMQ must be running for tests");
-        let channel = connection.create_channel().await.expect("channel");
-        let mut envelopes = Vec::new();
-        while let Some(message) = channel
-            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-            .await
-            .expect("basic.get")
-        {
-            envelopes.push(Envelope::from_bytes(&message.delivery.data).expect("an envelope"));
-        }
-        let _ = connection.close(200, "done".into()).await;
-        envelopes
+        hookline_testkit::drain(queue).await
     }
 
     /// Publishes envelopes for `ids` to the dead-letter queue, as a worker does when
     /// retries run out.
     pub async fn dead_letter(&self, ids: &[Uuid], source: &str) {
-        let publisher = hookline_queue::Publisher::new(
-            &hookline_testkit::amqp_url(),
-            hookline_queue::Topology::new(self.prefix.clone()),
-            self.delays(),
-            "cli-test",
-        );
-        let envelopes: Vec<Envelope> = ids
-            .iter()
-            .map(|id| Envelope::new(*id, source, None))
-            .collect();
-        publisher
-            .publish(&envelopes, hookline_queue::Route::Dead, None)
-            .await
-            .expect("publish to the dead-letter queue");
-    }
-
-    /// The retry delays of the test config (worker.max_attempts = 3, base 100 ms, cap 400 ms).
-    fn delays(&self) -> Vec<Duration> {
-        hookline_queue::retry_delays(3, Duration::from_millis(100), Duration::from_millis(400))
+        hookline_testkit::dead_letter(&self.prefix, ids, source).await;
     }
 
     /// Deletes the queues and exchange of this test's prefix (best effort).
     pub async fn delete_broker_state(&self) {
-        let Ok(connection) =
-            hookline_queue::connect(&hookline_testkit::amqp_url(), "cli-test-cleanup").await
-        else {
-            return;
-        };
-        let Ok(channel) = connection.create_channel().await else {
-            return;
-        };
-        let topology = hookline_queue::Topology::new(self.prefix.clone());
-        let mut queues = vec![topology.work_queue(), topology.dead_queue()];
-        queues.extend(self.delays().into_iter().map(|d| topology.retry_queue(d)));
-        for queue in queues {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        let _ = channel
-            .exchange_delete(topology.exchange().as_str().into(), Default::default())
-            .await;
-        let _ = connection.close(200, "done".into()).await;
+        hookline_testkit::delete_broker_state(&self.prefix).await;
     }
 }
 

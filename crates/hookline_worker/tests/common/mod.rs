@@ -1,28 +1,19 @@
-//! Helpers shared by the worker's integration tests.
-#![allow(dead_code)] // each test binary uses a different subset
-
-use std::time::Duration;
+//! Helpers for the worker's integration tests; the ones other suites share live in
+//! `hookline_testkit` and are re-exported here.
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 use hookline_config::Sources;
-use hookline_db::{NewEvent, ResourceView, find_event, find_resource, insert_events};
-use hookline_domain::EventState;
+use hookline_db::{ResourceView, find_resource};
 use hookline_queue::Envelope;
 use hookline_testkit::{TestDb, config};
 use hookline_worker::{Deps, Worker};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-/// A source without a lifecycle: events are just marked processed.
-pub const PLAIN_SOURCE: &str = r#"
-[sources.plain]
-verifier = "token"
-token_header = "x-token"
-secrets = ["plain-token"]
-dedup_key = "{header:x-delivery-id}"
-"#;
-
-/// Generous: a loaded 2-core CI box must never fail on time.
-pub const WAIT: Duration = Duration::from_secs(30);
+pub use hookline_testkit::{
+    PLAIN_SOURCE, WAIT, broker_channel, event_state, insert_event as insert, ready_messages,
+    test_publisher,
+};
 
 /// Step dependencies over `db` with the sources of `toml`.
 pub fn deps(db: &TestDb, toml: &str) -> Deps {
@@ -33,49 +24,9 @@ pub fn deps(db: &TestDb, toml: &str) -> Deps {
     )
 }
 
-/// Stores one event directly (as ingest would) and returns its id.
-pub async fn insert(
-    db: &TestDb,
-    source: &str,
-    resource_key: Option<&str>,
-    status: Option<&str>,
-) -> Uuid {
-    let id = Uuid::now_v7();
-    let mut conn = db.connect().await;
-    let stored = insert_events(
-        &mut conn,
-        &[NewEvent {
-            id,
-            source: source.to_string(),
-            dedup_key: format!("dedup-{id}"),
-            resource_key: resource_key.map(str::to_string),
-            status: status.map(str::to_string),
-            headers: serde_json::json!([]),
-            query: String::new(),
-            body: b"{}".to_vec(),
-            traceparent: None,
-        }],
-        false,
-    )
-    .await
-    .expect("insert event");
-    assert_eq!(stored[0].event_id, id);
-    id
-}
-
 /// The first-attempt envelope ingest would publish for `id`.
 pub fn envelope(id: Uuid, source: &str) -> Envelope {
     Envelope::new(id, source, None)
-}
-
-/// `(state, attempts, last_error)` of an event.
-pub async fn event_state(db: &TestDb, id: Uuid) -> (EventState, i32, Option<String>) {
-    let mut conn = db.connect().await;
-    let event = find_event(&mut conn, id)
-        .await
-        .expect("query event")
-        .expect("event exists");
-    (event.state, event.attempts, event.last_error)
 }
 
 /// A resource with its transition log.
@@ -108,48 +59,6 @@ impl TestWorker {
         let _ = self.stop.send(true);
         self.task.await.expect("worker task does not panic")
     }
-}
-
-/// A broker channel for inspecting and feeding the test's queues.
-pub async fn broker_channel() -> (hookline_queue::Connection, hookline_queue::Channel) {
-    let connection = hookline_queue::connect(&hookline_testkit::amqp_url(), "worker-test")
-        .await
-        .expect("RabbitMQ must be running for tests");
-    let channel = connection.create_channel().await.expect("channel");
-    (connection, channel)
-}
-
-/// Ready messages in `queue` (unacknowledged ones are not counted).
-pub async fn ready_messages(queue: &str) -> u32 {
-    let (connection, channel) = broker_channel().await;
-    let declared = channel
-        .queue_declare(
-            queue.into(),
-            // passive: only look, never create (a typo would otherwise pass silently).
-            hookline_queue::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await
-        .expect("queue exists");
-    let _ = connection.close(200, "done".into()).await;
-    declared.message_count()
-}
-
-/// A confirming publisher on the test's prefix, with the topology the worker declares.
-pub async fn test_publisher(toml: &str, prefix: &str) -> hookline_queue::Publisher {
-    let (config, _) = config(toml);
-    let policy = hookline_worker::RetryPolicy::from_config(&config.worker);
-    let publisher = hookline_queue::Publisher::new(
-        &hookline_testkit::amqp_url(),
-        hookline_queue::Topology::new(prefix),
-        policy.delays().to_vec(),
-        "worker-test-publisher",
-    );
-    publisher.ensure_connected().await.expect("broker up");
-    publisher
 }
 
 /// Every status of the `apify-run` lifecycle.
