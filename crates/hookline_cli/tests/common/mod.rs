@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use diesel_async::RunQueryDsl;
 use hookline_db::{NewEvent, find_event, insert_events};
-use hookline_queue::Envelope;
-use hookline_queue::options::{BasicGetOptions, QueueDeleteOptions};
+use hookline_queue::{Broker, Envelope};
 use hookline_testkit::{APIFY_SOURCE, TestDb};
 use uuid::Uuid;
 
@@ -157,19 +156,14 @@ impl Stack {
     /// Takes every ready message off `queue` (acknowledged on receipt) and returns the
     /// envelopes in queue order.
     pub async fn drain(&self, queue: &str) -> Vec<Envelope> {
-        let connection = hookline_queue::connect(&hookline_testkit::amqp_url(), "cli-test")
+        let broker = Broker::connect(&hookline_testkit::amqp_url(), "cli-test")
             .await
             .expect("RabbitMQ must be running for tests");
-        let channel = connection.create_channel().await.expect("channel");
         let mut envelopes = Vec::new();
-        while let Some(message) = channel
-            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-            .await
-            .expect("basic.get")
-        {
-            envelopes.push(Envelope::from_bytes(&message.delivery.data).expect("an envelope"));
+        while let Some(message) = broker.get(queue).await.expect("basic.get") {
+            envelopes.push(Envelope::from_bytes(&message.body).expect("an envelope"));
         }
-        let _ = connection.close(200, "done".into()).await;
+        let _ = broker.close().await;
         envelopes
     }
 
@@ -199,26 +193,13 @@ impl Stack {
 
     /// Deletes the queues and exchange of this test's prefix (best effort).
     pub async fn delete_broker_state(&self) {
-        let Ok(connection) =
-            hookline_queue::connect(&hookline_testkit::amqp_url(), "cli-test-cleanup").await
+        let Ok(broker) = Broker::connect(&hookline_testkit::amqp_url(), "cli-test-cleanup").await
         else {
             return;
         };
-        let Ok(channel) = connection.create_channel().await else {
-            return;
-        };
         let topology = hookline_queue::Topology::new(self.prefix.clone());
-        let mut queues = vec![topology.work_queue(), topology.dead_queue()];
-        queues.extend(self.delays().into_iter().map(|d| topology.retry_queue(d)));
-        for queue in queues {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        let _ = channel
-            .exchange_delete(topology.exchange().as_str().into(), Default::default())
-            .await;
-        let _ = connection.close(200, "done".into()).await;
+        let _ = broker.delete_topology(&topology, &self.delays()).await;
+        let _ = broker.close().await;
     }
 }
 

@@ -109,32 +109,19 @@ impl TestWorker {
     }
 }
 
-/// A broker channel for inspecting and feeding the test's queues.
-pub async fn broker_channel() -> (hookline_queue::Connection, hookline_queue::Channel) {
-    let connection = hookline_queue::connect(&hookline_testkit::amqp_url(), "worker-test")
+/// A broker connection for inspecting the test's queues.
+pub async fn broker() -> hookline_queue::Broker {
+    hookline_queue::Broker::connect(&hookline_testkit::amqp_url(), "worker-test")
         .await
-        .expect("RabbitMQ must be running for tests");
-    let channel = connection.create_channel().await.expect("channel");
-    (connection, channel)
+        .expect("RabbitMQ must be running for tests")
 }
 
 /// Ready messages in `queue` (unacknowledged ones are not counted).
 pub async fn ready_messages(queue: &str) -> u32 {
-    let (connection, channel) = broker_channel().await;
-    let declared = channel
-        .queue_declare(
-            queue.into(),
-            // passive: only look, never create (a typo would otherwise pass silently).
-            hookline_queue::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await
-        .expect("queue exists");
-    let _ = connection.close(200, "done".into()).await;
-    declared.message_count()
+    let broker = broker().await;
+    let count = broker.message_count(queue).await.expect("queue exists");
+    let _ = broker.close().await;
+    count
 }
 
 /// A confirming publisher on the test's prefix, with the topology the worker declares.
