@@ -145,12 +145,12 @@ impl Stack {
 
     /// `{prefix}.work`, the queue workers consume.
     pub fn work_queue(&self) -> String {
-        format!("{}.work", self.prefix)
+        hookline_queue::Topology::new(self.prefix.clone()).work_queue()
     }
 
     /// `{prefix}.dead`, the dead-letter queue.
     pub fn dead_queue(&self) -> String {
-        format!("{}.dead", self.prefix)
+        hookline_queue::Topology::new(self.prefix.clone()).dead_queue()
     }
 
     /// Takes every ready message off `queue` (acknowledged on receipt) and returns the
