@@ -1,12 +1,16 @@
 //! The RabbitMQ ceiling: persistent ~450-byte messages to a fresh quorum queue, publisher
 //! confirms, at most `window` unconfirmed at a time.
+//!
+//! The one place outside `hookline_queue` that speaks lapin directly: it measures the
+//! broker itself, beneath Hookline's publisher, so it cannot go through that publisher.
 
 use std::time::Instant;
 
-use hookline_queue::options::{
+use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
-use hookline_queue::types::{AMQPValue, FieldTable, LongString};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::json;
 
 /// `hookline-bench amqp-publish` options.
@@ -27,7 +31,11 @@ pub struct AmqpArgs {
 }
 
 pub async fn run(args: AmqpArgs) -> anyhow::Result<()> {
-    let connection = hookline_queue::connect(&args.url, "hookline-bench").await?;
+    let connection = Connection::connect(
+        &args.url,
+        ConnectionProperties::default().with_connection_name("hookline-bench".into()),
+    )
+    .await?;
     let channel = connection.create_channel().await?;
     let queue = format!("hl_bench_{}", uuid::Uuid::new_v4().simple());
     let mut quorum = FieldTable::default();
@@ -45,6 +53,7 @@ pub async fn run(args: AmqpArgs) -> anyhow::Result<()> {
             quorum,
         )
         .await?;
+    // Confirm mode, as Hookline publishes: the figure includes the confirm round trips.
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
@@ -62,7 +71,8 @@ pub async fn run(args: AmqpArgs) -> anyhow::Result<()> {
                         queue.as_str().into(),
                         BasicPublishOptions::default(),
                         &payload,
-                        hookline_queue::BasicProperties::default().with_delivery_mode(2),
+                        // 2 = persistent, as Hookline publishes.
+                        BasicProperties::default().with_delivery_mode(2),
                     )
                     .await?,
             );

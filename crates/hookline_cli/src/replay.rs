@@ -16,7 +16,7 @@ use hookline_db::{
     reset_for_replay, select_for_replay,
 };
 use hookline_domain::EventState;
-use hookline_queue::{Envelope, Publisher, Route, Topology};
+use hookline_queue::{Broker, Envelope, Publisher, Route, Topology};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -241,21 +241,14 @@ async fn connect_publisher(config: &Config) -> anyhow::Result<Publisher> {
 /// dead-lettered while this runs.
 async fn purge_dead_queue(config: &Config) -> anyhow::Result<u32> {
     let topology = Topology::new(config.amqp.prefix.clone());
-    let connection = hookline_queue::connect(config.amqp.url.expose(), "hookline-cli")
+    let broker = Broker::connect(config.amqp.url.expose(), "hookline-cli")
         .await
         .context("connecting to RabbitMQ (amqp.url)")?;
-    let channel = connection
-        .create_channel()
-        .await
-        .context("opening a channel")?;
-    let purged = channel
-        .queue_purge(
-            topology.dead_queue().as_str().into(),
-            hookline_queue::options::QueuePurgeOptions::default(),
-        )
+    let purged = broker
+        .purge(&topology.dead_queue())
         .await
         .with_context(|| format!("purging {}", topology.dead_queue()))?;
-    let _ = connection.close(200, "done".into()).await;
+    let _ = broker.close().await;
     Ok(purged)
 }
 

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use diesel_async::AsyncConnection;
 use hookline_db::{DbError, Pool, claim_outbox, count_outbox, mark_published};
-use hookline_queue::{Envelope, Publisher, QueueError, Route};
+use hookline_queue::{Envelope, Publisher, QueueError, Route, Topology};
 use hookline_telemetry::names;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
@@ -93,6 +93,7 @@ fn publish_spans(
         return (Vec::new(), None);
     }
     let exchange = publisher.topology().exchange();
+    let routing_key = Topology::routing_key(Route::Work);
     let mut traced = envelopes.to_vec();
     let spans = traced
         .iter_mut()
@@ -103,7 +104,7 @@ fn publish_spans(
                 otel.kind = "producer",
                 messaging.system = "rabbitmq",
                 messaging.destination.name = %exchange,
-                messaging.rabbitmq.destination.routing_key = "work",
+                messaging.rabbitmq.destination.routing_key = %routing_key,
                 messaging.operation.type = "send",
                 messaging.operation.name = "publish",
                 messaging.message.id = %envelope.event_id,

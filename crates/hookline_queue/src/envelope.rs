@@ -79,18 +79,6 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Envelope>, crate::QueueError> {
     }
 }
 
-/// The `traceparent` AMQP header of a delivery, if present.
-pub fn traceparent_header(delivery: &lapin::message::Delivery) -> Option<String> {
-    let headers = delivery.properties.headers().as_ref()?;
-    match headers.inner().get(TRACEPARENT_HEADER)? {
-        lapin::types::AMQPValue::LongString(value) => {
-            String::from_utf8(value.as_bytes().to_vec()).ok()
-        }
-        lapin::types::AMQPValue::ShortString(value) => Some(value.as_str().to_string()),
-        _ => None,
-    }
-}
-
 impl Envelope {
     /// The envelope format this code writes.
     pub const VERSION: u32 = 1;

@@ -14,4 +14,12 @@ pub enum QueueError {
     /// A message body is not a Hookline envelope (a poison message).
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// The connect attempt this call waited for (started by a concurrent caller) failed;
+    /// the next call tries again.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// A delivery could not be settled: its channel is gone (the broker redelivers the
+    /// message to another consumer) or it was settled already.
+    #[error("the delivery can no longer be acknowledged: its channel is closed")]
+    ChannelClosed,
 }

@@ -1,20 +1,23 @@
-//! RabbitMQ for Hookline: the topology, the message envelope, a confirming publisher and
-//! consumer connections.
+//! RabbitMQ for Hookline: the topology, the message envelope, a confirming publisher, a
+//! consumer with typed acknowledgements, and the few queue operations the CLI and tests
+//! need.
 //!
 //! RabbitMQ carries only pointers (event ids): PostgreSQL is the source of truth, so
 //! anything lost here can be republished from the database. What this crate guarantees
 //! is that a publish counts only once the broker has confirmed it, and that a consumer
-//! acknowledges only what its caller says is done.
+//! acknowledges only what its caller says is done. It is the only crate that talks AMQP:
+//! every exchange, queue and routing key name comes from [`Topology`].
 
+mod broker;
+mod consumer;
 mod envelope;
 mod error;
 mod publisher;
 mod topology;
 
-pub use envelope::{
-    BATCH_VERSION, Envelope, TRACEPARENT_HEADER, decode, encode_batch, traceparent_header,
-};
+pub use broker::{Broker, Taken};
+pub use consumer::{Consumer, Delivery};
+pub use envelope::{BATCH_VERSION, Envelope, TRACEPARENT_HEADER, decode, encode_batch};
 pub use error::QueueError;
-pub use lapin::{BasicProperties, Channel, Connection, message::Delivery, options, types};
-pub use publisher::{Publisher, Route, connect, open_consumer};
-pub use topology::{Topology, retry_delays};
+pub use publisher::Publisher;
+pub use topology::{Route, Topology, retry_delays};

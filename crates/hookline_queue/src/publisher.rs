@@ -1,71 +1,29 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer};
-use tokio::sync::Mutex;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 
-use crate::{Envelope, QueueError, TRACEPARENT_HEADER, Topology};
-
-/// Where a message goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// To the work queue.
-    Work,
-    /// To the delay queue for this delay, then back to work.
-    Retry(Duration),
-    /// To the dead-letter queue.
-    Dead,
-}
+use crate::{Envelope, QueueError, Route, TRACEPARENT_HEADER, Topology};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on declaring the topology and enabling confirms on a fresh connection: a broker
+/// that accepted the connection but stopped answering must not hold the connect lock.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+/// Closing a connection found broken waits at most this long, in the background.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Opens a connection, failing within a few seconds if the broker does not answer.
-///
-/// # Errors
-/// [`QueueError`] if the broker is unreachable.
-pub async fn connect(url: &str, name: &str) -> Result<Connection, QueueError> {
+pub(crate) async fn connect(url: &str, name: &str) -> Result<Connection, QueueError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties))
         .await
         .map_err(|_| QueueError::Timeout(CONNECT_TIMEOUT))?
         .map_err(QueueError::from)
-}
-
-/// Connects, declares the topology and starts consuming the work queue with manual acks
-/// and at most `prefetch` unacknowledged messages in flight.
-///
-/// # Errors
-/// [`QueueError`] if the broker is unreachable or refuses the declarations.
-pub async fn open_consumer(
-    url: &str,
-    topology: &Topology,
-    delays: &[Duration],
-    prefetch: u16,
-    tag: &str,
-) -> Result<(Connection, Channel, Consumer), QueueError> {
-    let connection = connect(url, tag).await?;
-    let channel = connection.create_channel().await?;
-    topology.declare(&channel, delays).await?;
-    // Prefetch bounds what a crashed worker holds hostage (redelivered on its death) and
-    // how much work sits in one process's memory.
-    channel
-        .basic_qos(prefetch, BasicQosOptions::default())
-        .await?;
-    let consumer = channel
-        .basic_consume(
-            topology.work_queue().into(),
-            tag.into(),
-            // no_ack = false: a message leaves the queue only when we ack it after commit.
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    Ok((connection, channel, consumer))
 }
 
 /// One message as it goes on the wire.
@@ -80,12 +38,48 @@ struct Message<'a> {
 /// A publish succeeds only when the broker has confirmed every message of the batch
 /// (persisted to the quorum queue). On any error the connection is dropped and the
 /// next call reconnects, so a broker restart needs no intervention.
+///
+/// Concurrent publishes share one confirm-mode channel and hold no lock while they wait:
+/// each publishes its messages and awaits its own confirms, so the confirms of
+/// concurrent batches pipeline instead of queueing behind each other. Connecting is
+/// single-flight: callers that find no connection wait for one attempt rather than each
+/// opening their own.
 pub struct Publisher {
     url: String,
     topology: Topology,
     delays: Vec<Duration>,
     name: String,
-    state: Mutex<Option<(Connection, Channel)>>,
+    /// The current session. Held only to clone or replace it, never across an await, so
+    /// readiness and publishes never wait behind a connect.
+    state: Mutex<State>,
+    /// Held by the one caller that is connecting.
+    connecting: tokio::sync::Mutex<()>,
+    /// Finished connect attempts, so callers that waited for one know it happened.
+    attempts: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    session: Option<Session>,
+    /// Why the last connect attempt failed, for the callers that waited for it.
+    last_failure: Option<String>,
+}
+
+/// One connection and its confirm-mode channel; cheap to clone (the channel is a handle
+/// and the connection is shared).
+#[derive(Clone)]
+struct Session {
+    /// Which connect attempt made it: a failure marks only its own session broken, never
+    /// a newer one another caller already opened.
+    generation: u64,
+    connection: Arc<Connection>,
+    channel: Channel,
+}
+
+impl Session {
+    fn healthy(&self) -> bool {
+        self.connection.status().connected() && self.channel.status().connected()
+    }
 }
 
 impl Publisher {
@@ -96,7 +90,9 @@ impl Publisher {
             topology,
             delays,
             name: name.to_string(),
-            state: Mutex::new(None),
+            state: Mutex::new(State::default()),
+            connecting: tokio::sync::Mutex::new(()),
+            attempts: AtomicU64::new(0),
         }
     }
 
@@ -111,36 +107,112 @@ impl Publisher {
     /// # Errors
     /// [`QueueError`] if the broker is unreachable or refuses a declaration.
     pub async fn ensure_connected(&self) -> Result<(), QueueError> {
-        let mut state = self.state.lock().await;
-        self.channel(&mut state).await.map(|_| ())
+        self.session().await.map(|_| ())
     }
 
-    /// Whether the last known connection is up (no IO; for readiness).
-    pub async fn is_connected(&self) -> bool {
-        let state = self.state.lock().await;
-        state
-            .as_ref()
-            .is_some_and(|(c, ch)| c.status().connected() && ch.status().connected())
+    /// Whether the current connection is up. No IO and no waiting (a connect in progress
+    /// does not hold this up), so a readiness probe can call it on every request.
+    pub fn is_connected(&self) -> bool {
+        self.state().session.as_ref().is_some_and(Session::healthy)
     }
 
-    async fn channel<'a>(
-        &self,
-        state: &'a mut Option<(Connection, Channel)>,
-    ) -> Result<&'a Channel, QueueError> {
-        let healthy = state
-            .as_ref()
-            .is_some_and(|(c, ch)| c.status().connected() && ch.status().connected());
-        if !healthy {
-            *state = None;
-            let connection = connect(&self.url, &self.name).await?;
+    /// Starts connecting in a background task, unless connected or a connect is already
+    /// under way; returns at once. Lets a readiness probe bring the connection back after
+    /// an outage without waiting for it (and without a publish having to come first).
+    pub fn connect_in_background(self: &Arc<Self>) {
+        if self.is_connected() || self.connecting.try_lock().is_err() {
+            return;
+        }
+        let publisher = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = publisher.ensure_connected().await {
+                tracing::debug!(error = %e, "background reconnect to the broker failed");
+            }
+        });
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the state half-written (every
+        // critical section is one assignment), so a poisoned lock is still good.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn live_session(&self) -> Option<Session> {
+        self.state().session.clone().filter(Session::healthy)
+    }
+
+    /// The current session, connecting first if there is none (or it is broken).
+    async fn session(&self) -> Result<Session, QueueError> {
+        if let Some(session) = self.live_session() {
+            return Ok(session);
+        }
+        let attempts_before = self.attempts.load(Ordering::SeqCst);
+        let _connecting = self.connecting.lock().await;
+        if let Some(session) = self.live_session() {
+            return Ok(session); // another caller connected while we waited
+        }
+        if self.attempts.load(Ordering::SeqCst) != attempts_before {
+            // The attempt we waited for failed: share its outcome rather than start a
+            // second one at once (a stampede on a broker that is down).
+            let failure = self.state().last_failure.clone().unwrap_or_default();
+            return Err(QueueError::Unavailable(failure));
+        }
+        let generation = self.attempts.load(Ordering::SeqCst) + 1;
+        let opened = self.open(generation).await;
+        let mut state = self.state();
+        self.attempts.store(generation, Ordering::SeqCst);
+        match opened {
+            Ok(session) => {
+                if let Some(old) = state.session.replace(session.clone()) {
+                    close_in_background(old, "reconnected");
+                }
+                state.last_failure = None;
+                Ok(session)
+            }
+            Err(e) => {
+                state.last_failure = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    async fn open(&self, generation: u64) -> Result<Session, QueueError> {
+        let connection = connect(&self.url, &self.name).await?;
+        let setup = async {
             let channel = connection.create_channel().await?;
             self.topology.declare(&channel, &self.delays).await?;
+            // Confirm mode: the broker acks each message once it is safely in its queue,
+            // which is what lets a publish mean "stored".
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
-            *state = Some((connection, channel));
+            Ok::<_, QueueError>(channel)
+        };
+        let channel = tokio::time::timeout(SETUP_TIMEOUT, setup)
+            .await
+            .map_err(|_| QueueError::Timeout(SETUP_TIMEOUT))??;
+        Ok(Session {
+            generation,
+            connection: Arc::new(connection),
+            channel,
+        })
+    }
+
+    /// Drops `generation`'s session so the next call reconnects; a newer session (opened
+    /// since by another caller) is left alone.
+    fn mark_broken(&self, generation: u64) {
+        let broken = {
+            let mut state = self.state();
+            match &state.session {
+                Some(current) if current.generation == generation => state.session.take(),
+                _ => None,
+            }
+        };
+        if let Some(session) = broken {
+            // lapin channels do not recover from every failure by themselves: start from a
+            // fresh connection next time.
+            close_in_background(session, "publish failed");
         }
-        Ok(&state.as_ref().expect("set above").1)
     }
 
     /// Publishes every envelope to `route` and waits until the broker confirms them all.
@@ -223,33 +295,24 @@ impl Publisher {
         if messages.is_empty() {
             return Ok(());
         }
-        let mut state = self.state.lock().await;
+        let session = self.session().await?;
         let result = self
-            .publish_locked(&mut state, messages, route, expiration)
+            .publish_on(&session.channel, messages, route, expiration)
             .await;
         if result.is_err() {
-            // Start from a fresh connection next time; lapin channels do not recover from
-            // every failure by themselves.
-            if let Some((connection, _)) = state.take() {
-                let _ = connection.close(0, "publish failed".into()).await;
-            }
+            self.mark_broken(session.generation);
         }
         result
     }
 
-    async fn publish_locked(
+    async fn publish_on(
         &self,
-        state: &mut Option<(Connection, Channel)>,
+        channel: &Channel,
         messages: &[Message<'_>],
         route: Route,
         expiration: Option<Duration>,
     ) -> Result<(), QueueError> {
-        let channel = self.channel(state).await?;
-        let routing_key = match route {
-            Route::Work => "work".to_string(),
-            Route::Retry(delay) => Topology::retry_key(delay),
-            Route::Dead => "dead".to_string(),
-        };
+        let routing_key = Topology::routing_key(route);
         let mut confirms = Vec::with_capacity(messages.len());
         for message in messages {
             let mut headers = FieldTable::default();
@@ -308,4 +371,13 @@ impl Publisher {
         }
         Ok(())
     }
+}
+
+/// Closes a session that is no longer used, without making anyone wait for the broker.
+fn close_in_background(session: Session, reason: &'static str) {
+    tokio::spawn(async move {
+        // 0: not a reply-success close; the connection is given up on.
+        let close = session.connection.close(0, reason.into());
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+    });
 }

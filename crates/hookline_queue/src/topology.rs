@@ -6,12 +6,23 @@ use lapin::{Channel, ExchangeKind};
 
 use crate::QueueError;
 
+/// Where a message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// To the work queue.
+    Work,
+    /// To the delay queue for this delay, then back to work.
+    Retry(Duration),
+    /// To the dead-letter queue.
+    Dead,
+}
+
 /// The names of everything Hookline declares, all starting with one prefix so several
 /// deployments (or tests) share a broker without seeing each other.
 ///
 /// ```text
 /// {prefix}                 direct exchange, durable
-///   "work"            ->   {prefix}.work             quorum queue, consumed by workers (dead-letters to "dead")
+///   "work"            ->   {prefix}.work             quorum queue, consumed by workers
 ///   "retry.{ms}"      ->   {prefix}.retry.{ms}ms     classic queue, TTL {ms}, dead-letters back to "work"
 ///   "dead"            ->   {prefix}.dead             quorum queue, retries exhausted
 /// ```
@@ -48,9 +59,36 @@ impl Topology {
         format!("{}.retry.{}ms", self.prefix, delay.as_millis())
     }
 
+    /// Every queue the services declare for `delays`: work, dead, then one delay
+    /// queue per entry (for inspection and cleanup).
+    pub fn queues(&self, delays: &[Duration]) -> Vec<String> {
+        let mut queues = vec![self.work_queue(), self.dead_queue()];
+        queues.extend(delays.iter().map(|d| self.retry_queue(*d)));
+        queues
+    }
+
+    /// Routing key of the work queue.
+    pub fn work_key() -> &'static str {
+        "work"
+    }
+
+    /// Routing key of the dead-letter queue.
+    pub fn dead_key() -> &'static str {
+        "dead"
+    }
+
     /// Routing key of the delay queue for `delay`.
     pub fn retry_key(delay: Duration) -> String {
         format!("retry.{}", delay.as_millis())
+    }
+
+    /// Routing key of `route`.
+    pub fn routing_key(route: Route) -> String {
+        match route {
+            Route::Work => Self::work_key().to_string(),
+            Route::Retry(delay) => Self::retry_key(delay),
+            Route::Dead => Self::dead_key().to_string(),
+        }
     }
 
     /// Declares the exchange, the work and dead queues and one delay queue per entry of
@@ -58,7 +96,11 @@ impl Topology {
     ///
     /// # Errors
     /// [`QueueError`] if the broker refuses a declaration.
-    pub async fn declare(&self, channel: &Channel, delays: &[Duration]) -> Result<(), QueueError> {
+    pub(crate) async fn declare(
+        &self,
+        channel: &Channel,
+        delays: &[Duration],
+    ) -> Result<(), QueueError> {
         let durable = QueueDeclareOptions {
             // Survive broker restarts: the queue is the hand-off between committed events
             // and workers.
@@ -84,7 +126,10 @@ impl Topology {
             "x-queue-type".into(),
             AMQPValue::LongString(LongString::from("quorum")),
         );
-        for (queue, key) in [(self.work_queue(), "work"), (self.dead_queue(), "dead")] {
+        for (queue, key) in [
+            (self.work_queue(), Self::work_key()),
+            (self.dead_queue(), Self::dead_key()),
+        ] {
             channel
                 .queue_declare(queue.as_str().into(), durable, quorum.clone())
                 .await?;
@@ -112,7 +157,7 @@ impl Topology {
             );
             args.insert(
                 "x-dead-letter-routing-key".into(),
-                AMQPValue::LongString(LongString::from("work")),
+                AMQPValue::LongString(LongString::from(Self::work_key())),
             );
             let queue: ShortString = self.retry_queue(*delay).into();
             channel.queue_declare(queue.clone(), durable, args).await?;
@@ -150,6 +195,20 @@ mod tests {
         assert_eq!(
             t.retry_queue(Duration::from_millis(1500)),
             "hl_test.retry.1500ms"
+        );
+        assert_eq!(
+            t.queues(&[Duration::from_millis(100)]),
+            ["hl_test.work", "hl_test.dead", "hl_test.retry.100ms"]
+        );
+    }
+
+    #[test]
+    fn every_route_has_its_own_routing_key() {
+        assert_eq!(Topology::routing_key(Route::Work), "work");
+        assert_eq!(Topology::routing_key(Route::Dead), "dead");
+        assert_eq!(
+            Topology::routing_key(Route::Retry(Duration::from_millis(1500))),
+            "retry.1500"
         );
     }
 

@@ -1,11 +1,10 @@
-//! The test's corner of the shared RabbitMQ: a random prefix per test, a channel to look
+//! The test's corner of the shared RabbitMQ: a random prefix per test, a connection to look
 //! at and feed its queues, a confirming publisher with the topology the worker declares,
 //! and clean-up.
 
 use std::time::Duration;
 
-use hookline_queue::Envelope;
-use hookline_queue::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
+use hookline_queue::{Broker, Envelope};
 use uuid::Uuid;
 
 use crate::config::{config, test_retry_delays};
@@ -16,16 +15,14 @@ pub fn amqp_prefix() -> String {
     format!("hl_test_{}", Uuid::new_v4().simple())
 }
 
-/// A broker connection and channel for inspecting and feeding the test's queues.
+/// A broker connection for inspecting and feeding the test's queues.
 ///
 /// # Panics
 /// If RabbitMQ is unreachable.
-pub async fn broker_channel() -> (hookline_queue::Connection, hookline_queue::Channel) {
-    let connection = hookline_queue::connect(&amqp_url(), "hookline-test")
+pub async fn broker() -> Broker {
+    Broker::connect(&amqp_url(), "hookline-test")
         .await
-        .expect("RabbitMQ must be running for tests");
-    let channel = connection.create_channel().await.expect("channel");
-    (connection, channel)
+        .expect("RabbitMQ must be running for tests")
 }
 
 /// Ready messages in `queue` (unacknowledged ones are not counted).
@@ -33,21 +30,10 @@ pub async fn broker_channel() -> (hookline_queue::Connection, hookline_queue::Ch
 /// # Panics
 /// If the queue does not exist.
 pub async fn ready_messages(queue: &str) -> u32 {
-    let (connection, channel) = broker_channel().await;
-    let declared = channel
-        .queue_declare(
-            queue.into(),
-            // passive: only look, never create (a typo would otherwise pass silently).
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await
-        .expect("queue exists");
-    let _ = connection.close(200, "done".into()).await;
-    declared.message_count()
+    let broker = broker().await;
+    let count = broker.message_count(queue).await.expect("queue exists");
+    let _ = broker.close().await;
+    count
 }
 
 /// Takes every ready message off `queue` (acknowledged on receipt) and returns the
@@ -56,16 +42,12 @@ pub async fn ready_messages(queue: &str) -> u32 {
 /// # Panics
 /// If the broker is unreachable or a message is not an envelope.
 pub async fn drain(queue: &str) -> Vec<Envelope> {
-    let (connection, channel) = broker_channel().await;
+    let broker = broker().await;
     let mut envelopes = Vec::new();
-    while let Some(message) = channel
-        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-        .await
-        .expect("basic.get")
-    {
-        envelopes.push(Envelope::from_bytes(&message.delivery.data).expect("an envelope"));
+    while let Some(message) = broker.get(queue).await.expect("basic.get") {
+        envelopes.push(Envelope::from_bytes(&message.body).expect("an envelope"));
     }
-    let _ = connection.close(200, "done".into()).await;
+    let _ = broker.close().await;
     envelopes
 }
 
@@ -117,26 +99,12 @@ pub async fn dead_letter(prefix: &str, ids: &[Uuid], source: &str) {
 /// Deletes the queues (work, dead letter, the delay queues of the default test config)
 /// and the exchange of `prefix`; best effort.
 pub async fn delete_broker_state(prefix: &str) {
-    let Ok(connection) = hookline_queue::connect(&amqp_url(), "hookline-test-cleanup").await else {
-        return;
-    };
-    let Ok(channel) = connection.create_channel().await else {
+    let Ok(broker) = Broker::connect(&amqp_url(), "hookline-test-cleanup").await else {
         return;
     };
     let topology = hookline_queue::Topology::new(prefix);
-    let mut queues = vec![topology.work_queue(), topology.dead_queue()];
-    queues.extend(
-        test_retry_delays()
-            .into_iter()
-            .map(|d| topology.retry_queue(d)),
-    );
-    for queue in queues {
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let _ = channel
-        .exchange_delete(topology.exchange().as_str().into(), Default::default())
+    let _ = broker
+        .delete_topology(&topology, &test_retry_delays())
         .await;
-    let _ = connection.close(200, "done".into()).await;
+    let _ = broker.close().await;
 }

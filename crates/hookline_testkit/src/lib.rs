@@ -17,8 +17,8 @@ pub mod urls;
 mod wait;
 
 pub use broker::{
-    amqp_prefix, broker_channel, dead_letter, delete_broker_state, drain, publisher,
-    ready_messages, test_publisher,
+    amqp_prefix, broker, dead_letter, delete_broker_state, drain, publisher, ready_messages,
+    test_publisher,
 };
 pub use config::{
     ADMIN_TOKEN, APIFY_SOURCE, MAX_ATTEMPTS, PLAIN_SOURCE, RETRY_BASE_MS, RETRY_CAP_MS, config,

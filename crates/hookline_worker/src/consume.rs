@@ -8,12 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_util::StreamExt;
 use hookline_db::{DbError, Pool, record_attempt_failure};
-use hookline_queue::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
-use hookline_queue::{
-    Delivery, Envelope, Publisher, Route, Topology, decode, open_consumer, traceparent_header,
-};
+use hookline_queue::{Consumer, Delivery, Envelope, Publisher, Route, Topology, decode};
 use hookline_telemetry::names;
 use hookline_telemetry::{set_remote_parent, trace_id_of};
 use tokio::sync::{Semaphore, watch};
@@ -30,10 +26,6 @@ const REQUEUE_PAUSE: Duration = Duration::from_secs(1);
 /// Upper bound on the best-effort failure bookkeeping, so a hung database cannot hold a
 /// message (and its concurrency slot) forever.
 const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Closing politely waits for the broker's answer; a broker that is gone must not hold
-/// up a shutdown or a reconnect.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every message task shares.
 pub(crate) struct Shared {
@@ -78,7 +70,7 @@ pub(crate) async fn run(
             break;
         }
         let opened = tokio::select! {
-            opened = open_consumer(
+            opened = Consumer::open(
                 &settings.url,
                 &settings.topology,
                 shared.policy.delays(),
@@ -87,7 +79,7 @@ pub(crate) async fn run(
             ) => opened,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let (connection, channel, mut consumer) = match opened {
+        let mut consumer = match opened {
             Ok(session) => session,
             Err(e) => {
                 let delay = backoff.next().unwrap_or(Duration::from_secs(10));
@@ -137,27 +129,20 @@ pub(crate) async fn run(
         connected.store(false, Ordering::SeqCst);
 
         if stopping {
-            // Stop taking work first; messages lapin already prefetched but we never
+            // Stop taking work first; messages already prefetched but never
             // started stay unacknowledged and return to the queue when the channel closes.
-            if let Err(e) = channel
-                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-                .await
-            {
+            if let Err(e) = consumer.cancel().await {
                 tracing::warn!(error = %e, "could not cancel the consumer");
             }
             // The channel must stay open while in-flight messages finish: their acks go
             // through it.
             drain(&mut tasks, settings.drain_timeout).await;
-            let close = async {
-                let _ = channel.close(200, "worker stopping".into()).await;
-                let _ = connection.close(200, "worker stopping".into()).await;
-            };
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+            // Bounded inside: a broker that is gone does not hold up the shutdown.
+            let _ = consumer.close("worker stopping").await;
             tracing::info!("consumer stopped");
             return;
         }
-        let _ =
-            tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, "reconnecting".into())).await;
+        let _ = consumer.close("reconnecting").await;
         let delay = backoff.next().unwrap_or(Duration::from_secs(10));
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -223,33 +208,33 @@ async fn drain(tasks: &mut JoinSet<()>, timeout: Duration) {
 /// be settled, the whole message returns to the queue (the decided events are final and
 /// a redelivery skips them).
 async fn handle(shared: &Shared, delivery: Delivery) {
-    let envelopes = match decode(&delivery.data) {
+    let envelopes = match decode(delivery.body()) {
         Ok(envelopes) => envelopes,
         Err(e) => {
             // A poison message names no event we can read, so there is nothing to retry or
             // record, and requeueing it would loop forever. It goes to the dead-letter queue
             // as it came (an operator can inspect it); if even that fails, it is requeued.
-            tracing::warn!(error = %e, bytes = delivery.data.len(), "dead-lettering a message that is not a Hookline envelope");
+            tracing::warn!(error = %e, bytes = delivery.body().len(), "dead-lettering a message that is not a Hookline envelope");
             metrics::counter!(names::WORKER_EVENTS, "source" => "unknown", "outcome" => "poison")
                 .increment(1);
             if let Err(e) = shared
                 .publisher
-                .publish_raw(&delivery.data, Route::Dead)
+                .publish_raw(delivery.body(), Route::Dead)
                 .await
             {
                 tracing::warn!(error = %e, "could not dead-letter a poison message; requeueing it");
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                nack_requeue(&delivery, None).await;
+                nack_requeue(delivery, None).await;
                 return;
             }
-            ack(&delivery, None).await;
+            ack(delivery, None).await;
             return;
         }
     };
     // A single-event message carries its trace context in the `traceparent` header; a
     // batch carries each event's in the body.
     let header = (envelopes.len() == 1)
-        .then(|| traceparent_header(&delivery))
+        .then(|| delivery.traceparent())
         .flatten();
     let results = futures_util::future::join_all(envelopes.iter().map(|envelope| {
         let traceparent = header.clone().or_else(|| envelope.traceparent.clone());
@@ -271,10 +256,10 @@ async fn handle(shared: &Shared, delivery: Delivery) {
         }
     }
     if settled {
-        ack(&delivery, envelopes.first()).await;
+        ack(delivery, envelopes.first()).await;
     } else {
         tokio::time::sleep(REQUEUE_PAUSE).await;
-        nack_requeue(&delivery, envelopes.first()).await;
+        nack_requeue(delivery, envelopes.first()).await;
     }
 }
 
@@ -472,12 +457,10 @@ async fn record_failure(pool: &Pool, envelope: &Envelope, error: &ProcessError, 
     );
 }
 
-async fn ack(delivery: &Delivery, envelope: Option<&Envelope>) {
+async fn ack(delivery: Delivery, envelope: Option<&Envelope>) {
     // A failed ack means the channel died: the broker redelivers and the step, finding
     // the event final, acknowledges it then.
-    // multiple = false (the default): acknowledge this delivery only; the ones before it
-    // on the channel may still be in flight.
-    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+    if let Err(e) = delivery.ack().await {
         tracing::warn!(
             webhook.source = envelope.map_or("unknown", |e| e.source.as_str()),
             event.id = %envelope.map(|e| e.event_id.to_string()).unwrap_or_default(),
@@ -488,13 +471,9 @@ async fn ack(delivery: &Delivery, envelope: Option<&Envelope>) {
     }
 }
 
-async fn nack_requeue(delivery: &Delivery, envelope: Option<&Envelope>) {
-    // requeue = true: the message goes back to the work queue, never dropped.
-    let options = BasicNackOptions {
-        requeue: true,
-        ..BasicNackOptions::default()
-    };
-    if let Err(e) = delivery.acker.nack(options).await {
+async fn nack_requeue(delivery: Delivery, envelope: Option<&Envelope>) {
+    // Back to the work queue, never dropped.
+    if let Err(e) = delivery.nack_requeue().await {
         tracing::warn!(
             webhook.source = envelope.map_or("unknown", |e| e.source.as_str()),
             event.id = %envelope.map(|e| e.event_id.to_string()).unwrap_or_default(),

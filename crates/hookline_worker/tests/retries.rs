@@ -4,31 +4,26 @@
 mod common;
 
 use common::{
-    TestWorker, WAIT, broker_channel, envelope, event_state, fail_processing_transiently, insert,
+    TestWorker, WAIT, broker, envelope, event_state, fail_processing_transiently, insert,
     ready_messages, test_publisher,
 };
 use hookline_domain::EventState;
-use hookline_queue::options::{BasicGetOptions, BasicPublishOptions};
 use hookline_queue::{Envelope, Route, Topology};
 use hookline_testkit::{APIFY_SOURCE, Proxy, TestDb, amqp_prefix, config_toml, count, eventually};
 
 /// Takes one message off the dead-letter queue.
 async fn take_dead(prefix: &str) -> Envelope {
-    let (connection, channel) = broker_channel().await;
+    let broker = broker().await;
     let message = eventually("a dead-lettered message", WAIT, || async {
-        channel
-            .basic_get(
-                Topology::new(prefix).dead_queue().into(),
-                // no_ack: the test consumes it for good.
-                BasicGetOptions { no_ack: true },
-            )
+        broker
+            .get(&Topology::new(prefix).dead_queue())
             .await
             .expect("basic.get")
     })
     .await
     .unwrap();
-    let _ = connection.close(200, "done".into()).await;
-    Envelope::from_bytes(&message.delivery.data).expect("an envelope")
+    let _ = broker.close().await;
+    Envelope::from_bytes(&message.body).expect("an envelope")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,20 +115,9 @@ async fn a_poison_message_is_dead_lettered_as_is_without_blocking_the_events_beh
     let prefix = amqp_prefix();
     let toml = config_toml(&db.url, &prefix, APIFY_SOURCE);
     let publisher = test_publisher(&toml, &prefix).await;
-    let (connection, channel) = broker_channel().await;
     for garbage in [&b"not json"[..], br#"{"v":7,"event_id":"x"}"#, b""] {
-        channel
-            .basic_publish(
-                Topology::new(&prefix).exchange().into(),
-                "work".into(),
-                BasicPublishOptions::default(),
-                garbage,
-                Default::default(),
-            )
-            .await
-            .unwrap();
+        publisher.publish_raw(garbage, Route::Work).await.unwrap();
     }
-    let _ = connection.close(200, "done".into()).await;
     let id = insert(&db, "apify", Some("run-1"), Some("RUNNING")).await;
     publisher
         .publish(&[envelope(id, "apify")], Route::Work, None)

@@ -63,7 +63,10 @@ async fn the_trace_context_crosses_the_queue_from_the_ingest_request_to_the_work
     .unwrap();
 
     let trace_id = TraceId::from_hex(TRACE_ID).unwrap();
-    let work_queue = format!("process {prefix}.work");
+    let work_queue = format!(
+        "process {}",
+        hookline_queue::Topology::new(&prefix).work_queue()
+    );
     let spans = eventually(
         "the three spans exported",
         Duration::from_secs(30),

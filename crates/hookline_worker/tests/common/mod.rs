@@ -11,8 +11,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 pub use hookline_testkit::{
-    PLAIN_SOURCE, WAIT, broker_channel, event_state, insert_event as insert, ready_messages,
-    test_publisher,
+    PLAIN_SOURCE, WAIT, broker, event_state, insert_event as insert, ready_messages, test_publisher,
 };
 
 /// Step dependencies over `db` with the sources of `toml`.
