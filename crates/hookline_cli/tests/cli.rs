@@ -1,5 +1,9 @@
 //! The `hookline` binary against a real database.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 use std::process::Command;
 
 fn hookline(config: &std::path::Path) -> Command {

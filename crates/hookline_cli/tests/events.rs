@@ -1,5 +1,9 @@
 //! `hookline events list|show` and `dead-letters list` against a real database.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use common::{Stack, stderr};

@@ -1,5 +1,9 @@
 //! `hookline replay` and `dead-letters redrive` against the real database and broker.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use hookline_domain::EventState;

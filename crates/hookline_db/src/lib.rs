@@ -6,6 +6,9 @@
 //! states its locking or idempotency contract, because those contracts are what make
 //! "exactly one stored event" and "exactly one effect" true under concurrency.
 
+// Unit tests see the dev-dependencies too, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 mod admin;
 mod columns;
 mod error;

@@ -2,6 +2,10 @@
 //! any concurrency, no deadlock between overlapping batches, the first id for every
 //! duplicate, and a duplicate answered only once its original is committed.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 use std::collections::HashMap;
 use std::time::Duration;
 

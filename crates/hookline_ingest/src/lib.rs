@@ -6,6 +6,9 @@
 //! the answer, from the committed rows, with publisher confirms; the outbox relay
 //! republishes anything committed but unconfirmed, so a broker outage loses nothing.
 
+// Unit tests see the dev-dependencies too, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 mod admin;
 mod batcher;
 mod error;
@@ -15,3 +18,7 @@ mod startup;
 mod webhook;
 
 pub use startup::Application;
+
+// The binary's global allocator (src/main.rs): a package dependency, so the library sees
+// it as well.
+use mimalloc as _;

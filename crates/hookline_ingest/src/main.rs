@@ -1,5 +1,9 @@
 //! `hookline-ingest`: config -> telemetry -> Application::build -> run until stopped.
 
+// A thin wrapper over the library: the package's dependencies are the library's, and
+// the lint checks them there.
+#![allow(unused_crate_dependencies)]
+
 use anyhow::Context;
 use hookline_config::Config;
 use hookline_ingest::Application;

@@ -1,6 +1,10 @@
 //! Ingest resolves what only it needs (source secrets, the admin token) and never lets a
 //! secret or a URL's password out through an error.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 use hookline_ingest::Application;
 use hookline_testkit::{APIFY_SOURCE, TestDb, amqp_prefix, config, config_toml};
 

@@ -2,6 +2,10 @@
 //! names a committed event, and whatever was committed but not yet confirmed by the
 //! broker is published by the outbox relay of the instance that takes over.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

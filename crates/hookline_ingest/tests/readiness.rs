@@ -1,6 +1,10 @@
 //! `/readyz` answers within a second whatever the broker does: it never waits on a
 //! connect attempt, and readiness comes back after an outage without any traffic.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 use std::time::{Duration, Instant};
 
 use hookline_testkit::{

@@ -1,5 +1,9 @@
 //! The public contract of `POST /webhooks/{source}` against real PostgreSQL and RabbitMQ.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 use std::time::Duration;
 
 use futures_util::future::join_all;

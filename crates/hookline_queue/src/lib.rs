@@ -8,6 +8,9 @@
 //! acknowledges only what its caller says is done. It is the only crate that talks AMQP:
 //! every exchange, queue and routing key name comes from [`Topology`].
 
+// Unit tests see the dev-dependencies too, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 mod broker;
 mod consumer;
 mod envelope;

@@ -1,6 +1,10 @@
 //! The consumer against the real broker: each way of settling a delivery does what its
 //! name says.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 use std::time::Duration;
 
 use hookline_queue::{Broker, Consumer, Envelope, Publisher, Route, Topology, decode};

@@ -1,6 +1,10 @@
 //! The publisher against the real broker: concurrent publishes on one `Publisher` all
 //! land, and they pipeline (none waits for another's confirms).
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,9 @@
 //! `TestDb` cleans up after itself: its database is gone once the value is dropped.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 use hookline_testkit::{TestDb, database_exists};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,9 @@
 //! lost; messages that are not Hookline envelopes at all go to the dead-letter queue as
 //! they came and are counted (`outcome="poison"`): they name no event to retry.
 
+// Unit tests see the dev-dependencies too, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 mod admin;
 mod consume;
 mod processor;

@@ -1,5 +1,9 @@
 //! Many workers racing on one resource, with real concurrent transactions.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use std::sync::Arc;

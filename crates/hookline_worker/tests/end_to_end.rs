@@ -1,6 +1,10 @@
 //! Ingest and a worker in-process on one database and one broker prefix: webhooks in,
 //! resource statuses out.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use common::{TestWorker, WAIT};

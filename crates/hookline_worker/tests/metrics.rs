@@ -2,6 +2,10 @@
 //! real flow. (Its own test binary: the Prometheus recorder is process-wide, so the
 //! figures here are exactly this test's.)
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,10 @@
 //! Losing the broker connection: the worker says it is not ready, reconnects on its own
 //! and carries on.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use common::{TestWorker, WAIT, envelope, event_state, insert, test_publisher};

@@ -1,6 +1,10 @@
 //! Transient failures, retries through the delay queues, the dead-letter queue and poison
 //! messages, against the real broker and database.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use common::{

@@ -5,6 +5,10 @@
 //! highest-rank status. (Ingest runs in-process here: this crate's tests can start only
 //! its own binary; each ingest instance has its own server, pool and publisher.)
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use std::process::{Child, Command, Stdio};

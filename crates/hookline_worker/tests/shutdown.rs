@@ -1,5 +1,9 @@
 //! Graceful shutdown with messages in flight, and a second worker picking up the rest.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use common::{TestWorker, WAIT, envelope, insert, ready_messages, test_publisher};

@@ -1,5 +1,9 @@
 //! The processing step, driven directly against a real PostgreSQL.
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use common::{PLAIN_SOURCE, deps, envelope, event_state, insert, resource};

@@ -2,6 +2,10 @@
 //! consumer span share a trace id, linked through the W3C `traceparent` AMQP header.
 //! (Its own test binary: it installs the process-wide subscriber.)
 
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+
 mod common;
 
 use std::time::Duration;
