@@ -12,6 +12,8 @@
 // An integration-test crate sees every dev-dependency and all of the library's, and uses
 // only some of them.
 #![allow(unused_crate_dependencies)]
+// Test code throughout, helpers included: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;

@@ -3,6 +3,8 @@
 // An integration-test crate sees every dev-dependency and all of the library's, and uses
 // only some of them.
 #![allow(unused_crate_dependencies)]
+// Test code throughout, helpers included: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
