@@ -1,12 +1,14 @@
 //! Hookline's domain: the pure vocabulary every other crate speaks.
 //!
 //! Source configuration, key templates (how a dedup key, resource key and status are
-//! read out of a request), lifecycles (the forward-only status machine) and the event
-//! states. Nothing here does IO: no clock, no network, no environment, no files. That
-//! keeps the rules that decide "is this a duplicate?" and "may this status move?"
-//! testable as plain functions.
+//! read out of a request), lifecycles (the forward-only status machine), the event
+//! states, and the one percent/form decoder ([`form`]) that key templates and signature
+//! verifiers share. Nothing here does IO: no clock, no network, no environment, no
+//! files. That keeps the rules that decide "is this a duplicate?" and "may this status
+//! move?" testable as plain functions.
 
 mod config;
+pub mod form;
 mod lifecycle;
 mod presets;
 mod request;

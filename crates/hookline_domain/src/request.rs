@@ -58,48 +58,6 @@ pub struct RequestParts<'a> {
     pub body: &'a [u8],
 }
 
-/// Percent-decodes `input`; `+` becomes a space when `plus_is_space` (form encoding).
-/// Invalid escapes are kept literally rather than rejected: lookups stay total.
-pub(crate) fn percent_decode(input: &str, plus_is_space: bool) -> String {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The first value of `name` in an `application/x-www-form-urlencoded` string.
-pub(crate) fn form_value(encoded: &str, name: &str) -> Option<String> {
-    encoded.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k, true) == name).then(|| percent_decode(v, true))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,17 +67,5 @@ mod tests {
         let headers = Headers::new([("X-GitHub-Delivery".to_string(), b"abc".to_vec())]);
         assert_eq!(headers.get("x-github-delivery"), Some(&b"abc"[..]));
         assert_eq!(headers.get_str("X-GITHUB-DELIVERY"), Some("abc"));
-    }
-
-    #[test]
-    fn form_values_are_percent_decoded() {
-        assert_eq!(
-            form_value("a=1&token=s%2Fx+y", "token").as_deref(),
-            Some("s/x y")
-        );
-        assert_eq!(form_value("a=1", "b"), None);
-        assert_eq!(form_value("flag", "flag").as_deref(), Some(""));
-        assert_eq!(percent_decode("100%", false), "100%");
-        assert_eq!(percent_decode("%zz%41", false), "%zzA");
     }
 }

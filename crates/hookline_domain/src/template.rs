@@ -3,7 +3,7 @@ use std::cell::OnceCell;
 use serde_json::Value;
 
 use crate::RequestParts;
-use crate::request::{form_value, percent_decode};
+use crate::form::{form_value, percent_decode};
 
 /// Longest rendered key accepted. Keys are indexed; a pointer at a huge JSON value must
 /// be a client error, not an index failure.
@@ -246,10 +246,11 @@ impl Lookup {
         Ok(match self {
             Lookup::Source => Some(parts.source.to_string()),
             Lookup::Header(name) => parts.headers.get_str(name).map(str::to_string),
-            Lookup::Query(name) => form_value(parts.query, name),
+            Lookup::Query(name) => form_value(parts.query, name).map(lossy),
             Lookup::Form(name) => std::str::from_utf8(parts.body)
                 .ok()
-                .and_then(|body| form_value(body, name)),
+                .and_then(|body| form_value(body, name))
+                .map(lossy),
             Lookup::Json(pointer) => {
                 let json = input.json().ok_or(NotJson)?;
                 json.pointer(&decode_pointer(pointer)).and_then(scalar)
@@ -261,10 +262,14 @@ impl Lookup {
 /// Pointers in config may be written percent-encoded (URI fragment style); accept both.
 fn decode_pointer(pointer: &str) -> String {
     if pointer.contains('%') {
-        percent_decode(pointer, false)
+        lossy(percent_decode(pointer.as_bytes(), false))
     } else {
         pointer.to_string()
     }
+}
+
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn scalar(value: &Value) -> Option<String> {

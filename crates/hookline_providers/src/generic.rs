@@ -7,12 +7,13 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
+use hookline_domain::form::form_value;
 use hookline_domain::{Algorithm, Encoding, RequestParts, SourceConfig};
 
 use crate::crypto::{self, Keys};
 use crate::input::{self, DEFAULT_TOLERANCE_SECS};
 use crate::verifier::Scheme;
-use crate::{ConfigError, VerifyError, form};
+use crate::{ConfigError, VerifyError};
 
 /// A configurable HMAC check: `signature_header` carries `signature_prefix` + the encoded
 /// HMAC of `signed_content`, optionally with a signed timestamp checked against the clock.
@@ -161,7 +162,7 @@ impl HmacVerifier {
                             .ok_or_else(|| VerifyError::Missing(format!("{name} header")))?,
                     ),
                     Part::Query(name) => {
-                        Cow::Owned(form::value(parts.query, name).ok_or_else(|| {
+                        Cow::Owned(form_value(parts.query, name).ok_or_else(|| {
                             VerifyError::Missing(format!("{name} query parameter"))
                         })?)
                     }

@@ -11,7 +11,6 @@
 mod crypto;
 mod error;
 mod flutterwave;
-mod form;
 mod generic;
 mod github;
 mod input;

@@ -4,11 +4,12 @@
 
 use std::time::SystemTime;
 
+use hookline_domain::form::form_value;
 use hookline_domain::{RequestParts, SourceConfig};
 
 use crate::crypto::Keys;
 use crate::verifier::Scheme;
-use crate::{VerifyError, form, input};
+use crate::{VerifyError, input};
 
 /// Header the token is read from unless `token_header` says otherwise.
 pub(crate) const DEFAULT_HEADER: &str = "x-hookline-token";
@@ -48,7 +49,7 @@ impl TokenVerifier {
                 };
                 Some(token.to_vec())
             }
-            None => form::value(parts.query, QUERY_PARAM),
+            None => form_value(parts.query, QUERY_PARAM),
         }
     }
 }

@@ -15,11 +15,12 @@
 
 use std::time::SystemTime;
 
+use hookline_domain::form::{form_pairs, form_value};
 use hookline_domain::{Algorithm, Encoding, RequestParts, SourceConfig};
 
 use crate::crypto::{self, Keys};
 use crate::verifier::Scheme;
-use crate::{ConfigError, VerifyError, form, input};
+use crate::{ConfigError, VerifyError, input};
 
 /// The signature header.
 pub(crate) const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -73,7 +74,7 @@ impl Scheme for TwilioVerifier {
     fn verify(&self, parts: &RequestParts<'_>, _now: SystemTime) -> Result<(), VerifyError> {
         let signature = crypto::decode(Encoding::Base64, input::header(parts, &self.header)?)
             .ok_or_else(|| input::malformed_header(&self.header))?;
-        let (body_matches, mut params) = match form::value(parts.query, BODY_HASH_PARAM) {
+        let (body_matches, mut params) = match form_value(parts.query, BODY_HASH_PARAM) {
             Some(expected) => {
                 let expected = hex::decode(expected).map_err(|_| {
                     VerifyError::Malformed(format!("{BODY_HASH_PARAM} query parameter"))
@@ -83,7 +84,7 @@ impl Scheme for TwilioVerifier {
                     Vec::new(),
                 )
             }
-            None => (true, form::pairs(parts.body).collect::<Vec<_>>()),
+            None => (true, form_pairs(parts.body).collect::<Vec<_>>()),
         };
         params.sort();
         let mut signed_params: Vec<&[u8]> = Vec::with_capacity(params.len() * 2);
