@@ -23,5 +23,6 @@ pub use request::{Headers, RequestParts};
 pub use secret::Secret;
 pub use state::{EventState, UnknownState};
 pub use template::{
-    MAX_RENDERED_BYTES, Template, TemplateError, TemplateInput, TemplateParseError,
+    MAX_RENDERED_BYTES, Piece, Template, TemplateError, TemplateInput, TemplateParseError,
+    placeholders,
 };

@@ -78,44 +78,64 @@ pub enum TemplateError {
     Nul(String),
 }
 
+/// One piece of a `{…}` template's text, as [`placeholders`] splits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Literal text, never empty, with `{{` and `}}` already turned into single braces.
+    Literal(String),
+    /// What stands between a `{` and the next `}`, as written (not trimmed).
+    Placeholder(&'a str),
+}
+
+/// Splits `text` into literal runs and `{inner}` placeholders: the scanning that key
+/// templates and the generic verifier's `signed_content` share; each interprets the
+/// placeholders itself. `{{` and `}}` are literal braces; a placeholder ends at the first
+/// `}` after its `{`.
+///
+/// # Errors
+/// [`TemplateParseError::Unclosed`] for a `{` without its `}`,
+/// [`TemplateParseError::Unmatched`] for a `}` with no `{` before it.
+pub fn placeholders(text: &str) -> Result<Vec<Piece<'_>>, TemplateParseError> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("{{").or_else(|| rest.strip_prefix("}}")) {
+            literal.push(c);
+            rest = after;
+        } else if c == '}' {
+            return Err(TemplateParseError::Unmatched(text.to_string()));
+        } else if c == '{' {
+            let (inner, after) = rest[1..]
+                .split_once('}')
+                .ok_or_else(|| TemplateParseError::Unclosed(text.to_string()))?;
+            if !literal.is_empty() {
+                pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+            }
+            pieces.push(Piece::Placeholder(inner));
+            rest = after;
+        } else {
+            literal.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    if !literal.is_empty() {
+        pieces.push(Piece::Literal(literal));
+    }
+    Ok(pieces)
+}
+
 impl std::str::FromStr for Template {
     type Err = TemplateParseError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let mut segments = Vec::new();
-        let mut literal = String::new();
-        let mut chars = text.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '{' if chars.peek().map(|(_, c)| *c) == Some('{') => {
-                    chars.next();
-                    literal.push('{');
-                }
-                '}' if chars.peek().map(|(_, c)| *c) == Some('}') => {
-                    chars.next();
-                    literal.push('}');
-                }
-                '}' => return Err(TemplateParseError::Unmatched(text.to_string())),
-                '{' => {
-                    let rest = &text[i + 1..];
-                    let end = rest
-                        .find('}')
-                        .ok_or_else(|| TemplateParseError::Unclosed(text.to_string()))?;
-                    let inner = &rest[..end];
-                    for _ in 0..inner.chars().count() + 1 {
-                        chars.next();
-                    }
-                    if !literal.is_empty() {
-                        segments.push(Segment::Literal(std::mem::take(&mut literal)));
-                    }
-                    segments.push(parse_part(inner)?);
-                }
-                c => literal.push(c),
-            }
-        }
-        if !literal.is_empty() {
-            segments.push(Segment::Literal(literal));
-        }
+        let segments = placeholders(text)?
+            .into_iter()
+            .map(|piece| match piece {
+                Piece::Literal(literal) => Ok(Segment::Literal(literal)),
+                Piece::Placeholder(inner) => parse_part(inner),
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Template {
             text: text.to_string(),
             segments,
@@ -411,6 +431,30 @@ mod tests {
         assert_eq!(
             render("{json:/id}", body.as_bytes(), &[], "").unwrap_err(),
             TemplateError::TooLong
+        );
+    }
+
+    #[test]
+    fn placeholders_split_literals_and_parts_with_brace_escapes() {
+        assert_eq!(
+            placeholders("a{{b{x:y}}}c{ z }é").unwrap(),
+            vec![
+                Piece::Literal("a{b".into()),
+                Piece::Placeholder("x:y"),
+                Piece::Literal("}c".into()),
+                Piece::Placeholder(" z "),
+                Piece::Literal("é".into()),
+            ]
+        );
+        assert_eq!(placeholders("").unwrap(), vec![]);
+        assert_eq!(placeholders("{}").unwrap(), vec![Piece::Placeholder("")]);
+        assert_eq!(
+            placeholders("{{{a"),
+            Err(TemplateParseError::Unclosed("{{{a".into()))
+        );
+        assert_eq!(
+            placeholders("{a}}"),
+            Err(TemplateParseError::Unmatched("{a}}".into()))
         );
     }
 

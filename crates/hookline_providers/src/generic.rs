@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::time::SystemTime;
 
 use hookline_domain::form::form_value;
-use hookline_domain::{Algorithm, Encoding, RequestParts, SourceConfig};
+use hookline_domain::{Algorithm, Encoding, Piece, RequestParts, SourceConfig, placeholders};
 
 use crate::crypto::{self, Keys};
 use crate::input::{self, DEFAULT_TOLERANCE_SECS};
@@ -205,42 +205,22 @@ impl Scheme for HmacVerifier {
 }
 
 /// Parses `signed_content`: literal text plus `{body}`, `{timestamp}`, `{header:name}`,
-/// `{query:name}`; `{{` and `}}` are literal braces.
+/// `{query:name}`; `{{` and `}}` are literal braces (the key templates' scanning,
+/// [`placeholders`]).
 fn parse_content(template: &str) -> Result<Vec<Part>, ConfigError> {
     let error = |why: String| ConfigError::new("signed_content", why);
-    let mut parts = Vec::new();
-    let mut literal = String::new();
-    let mut rest = template;
-    while let Some(c) = rest.chars().next() {
-        if let Some(after) = rest.strip_prefix("{{").or_else(|| rest.strip_prefix("}}")) {
-            literal.push(c);
-            rest = after;
-        } else if c == '}' {
-            return Err(error(
-                "unmatched '}' (write '}}' for a literal brace)".into(),
-            ));
-        } else if c == '{' {
-            let (inner, after) = rest[1..]
-                .split_once('}')
-                .ok_or_else(|| error("unclosed '{'".into()))?;
-            if !literal.is_empty() {
-                parts.push(Part::Literal(std::mem::take(&mut literal).into_bytes()));
-            }
-            parts.push(parse_part(inner).ok_or_else(|| {
+    placeholders(template)
+        .map_err(|e| error(e.to_string()))?
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Literal(text) => Ok(Part::Literal(text.into_bytes())),
+            Piece::Placeholder(inner) => parse_part(inner).ok_or_else(|| {
                 error(format!(
                     "unknown part {{{inner}}}: expected {{body}}, {{timestamp}}, {{header:name}} or {{query:name}}"
                 ))
-            })?);
-            rest = after;
-        } else {
-            literal.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    if !literal.is_empty() {
-        parts.push(Part::Literal(literal.into_bytes()));
-    }
-    Ok(parts)
+            }),
+        })
+        .collect()
 }
 
 fn parse_part(inner: &str) -> Option<Part> {
@@ -310,9 +290,16 @@ mod tests {
 
     #[test]
     fn malformed_signed_content_is_a_config_error_on_that_key() {
-        for bad in ["{body", "body}", "{json:/id}", "{header:}", "{}"] {
+        for (bad, why) in [
+            ("{body", "unclosed '{'"),
+            ("body}", "unmatched '}'"),
+            ("{json:/id}", "unknown part {json:/id}"),
+            ("{header:}", "unknown part {header:}"),
+            ("{}", "unknown part {}"),
+        ] {
             let err = parse_content(bad).unwrap_err();
             assert_eq!(err.key, "signed_content", "{bad}");
+            assert!(err.message.contains(why), "{bad}: {}", err.message);
         }
     }
 }
