@@ -59,8 +59,9 @@ impl Topology {
         format!("{}.retry.{}ms", self.prefix, delay.as_millis())
     }
 
-    /// Every queue the services declare for `delays`: work, dead, then one delay
-    /// queue per entry (for inspection and cleanup).
+    /// Every queue a declaration with `delays` creates: work, dead, then one delay queue
+    /// per entry (for inspection and cleanup). Only the worker declares delay queues;
+    /// ingest and the CLI pass none.
     pub fn queues(&self, delays: &[Duration]) -> Vec<String> {
         let mut queues = vec![self.work_queue(), self.dead_queue()];
         queues.extend(delays.iter().map(|d| self.retry_queue(*d)));

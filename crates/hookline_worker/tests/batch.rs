@@ -1,5 +1,7 @@
-//! The batch step: many events decided in one transaction, with the same rules as the
-//! single-event step, and overlapping batches racing on real PostgreSQL.
+//! `process_batch` with many events: one transaction settling every kind of event, in
+//! arrival order, overlapping batches racing on real PostgreSQL, and batch messages.
+//! (`process`, the step's rules one event at a time, is `step.rs`'s; it is the same path,
+//! a batch of one.)
 
 // An integration-test crate sees every dev-dependency and all of the library's, and uses
 // only some of them.

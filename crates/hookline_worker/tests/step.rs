@@ -1,4 +1,5 @@
-//! The processing step, driven directly against a real PostgreSQL.
+//! The processing step's rules, one event at a time (`process`, a batch of one), driven
+//! directly against a real PostgreSQL.
 
 // An integration-test crate sees every dev-dependency and all of the library's, and uses
 // only some of them.
