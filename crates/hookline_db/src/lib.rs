@@ -34,6 +34,6 @@ pub use ops::{
 };
 pub use pool::{Pool, PooledConnection, connect, create_pool, ping, run_migrations};
 pub use processing::{
-    ResourceUpdate, TransitionRow, finish_events, lock_events, lock_resources,
-    record_attempt_failure, record_transitions,
+    EventPayload, ResourceUpdate, TransitionRow, event_payloads, finish_events, lock_events,
+    lock_resources, record_attempt_failure, record_transitions,
 };

@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use hookline_domain::{EventState, Outcome};
+use hookline_domain::{EventState, Headers, Outcome};
 use uuid::Uuid;
 
 use crate::columns::{OutcomeColumn, StateColumn};
@@ -227,4 +227,67 @@ pub async fn record_attempt_failure(
             .await
     };
     Ok(attempts.optional()?)
+}
+
+/// What an effect handler sees of an event beyond its head: the dedup key, the request
+/// headers and the raw body, as ingest stored them.
+#[derive(Debug, Clone)]
+pub struct EventPayload {
+    /// Event id.
+    pub id: Uuid,
+    /// The rendered deduplication key.
+    pub dedup_key: String,
+    /// The request headers, decoded from their stored shape (names lower-cased, values
+    /// as raw bytes, arrival order kept).
+    pub headers: Headers,
+    /// The raw body bytes.
+    pub body: Vec<u8>,
+}
+
+/// The payloads of the events among `ids` that exist, in id order. Takes no lock of its
+/// own: call it in the transaction that holds [`lock_events`]' locks on these rows, so
+/// what it reads is what is being decided.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn event_payloads(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<EventPayload>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(Uuid, String, serde_json::Value, Vec<u8>)> = events::table
+        .filter(events::id.eq_any(ids))
+        .order(events::id)
+        .select((events::id, events::dedup_key, events::headers, events::body))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, dedup_key, headers, body)| EventPayload {
+            id,
+            dedup_key,
+            headers: decode_headers(&headers),
+            body,
+        })
+        .collect())
+}
+
+/// The inverse of [`crate::NewEvent::headers_json`]. Entries that are not in the stored
+/// shape (ingest never writes any) are skipped.
+fn decode_headers(stored: &serde_json::Value) -> Headers {
+    use base64::Engine;
+    let entries = stored.as_array().map(Vec::as_slice).unwrap_or_default();
+    Headers::new(entries.iter().filter_map(|entry| {
+        let name = entry.get("name")?.as_str()?.to_string();
+        let value = match (entry.get("value"), entry.get("value_base64")) {
+            (Some(text), _) => text.as_str()?.as_bytes().to_vec(),
+            (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
+                .decode(encoded.as_str()?)
+                .ok()?,
+            (None, None) => return None,
+        };
+        Some((name, value))
+    }))
 }

@@ -21,6 +21,11 @@ pub fn hmac_sha256_hex(key: &[u8], content: &[u8]) -> String {
     hex::encode(hmac_sha256(key, content))
 }
 
+/// Base64 (standard, padded) HMAC-SHA256 of `content` under `key`: Refersion's scheme.
+pub fn hmac_sha256_base64(key: &[u8], content: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(hmac_sha256(key, content))
+}
+
 fn hmac_sha256(key: &[u8], content: &[u8]) -> Vec<u8> {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
     mac.update(content);

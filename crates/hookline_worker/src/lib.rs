@@ -14,18 +14,23 @@
 //! only once its successor (retry or dead letter) is confirmed by the broker, so none is
 //! lost; messages that are not Hookline envelopes at all go to the dead-letter queue as
 //! they came and are counted (`outcome="poison"`): they name no event to retry.
+//!
+//! Your own effects run in the decision transaction: register [`Handler`]s with
+//! [`Worker::builder`] ([`effects`] explains when they are called and what their errors do).
 
 // Unit tests see the dev-dependencies too, which only the integration tests use.
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod admin;
 mod consume;
+pub mod effects;
 mod processor;
 mod schedule;
 mod startup;
 mod step;
 
+pub use effects::{EffectDecision, EffectEvent, Handler, HandlerError, Handlers};
 pub use processor::Processor;
 pub use schedule::{NextStep, RetryPolicy};
-pub use startup::Worker;
+pub use startup::{Worker, WorkerBuilder};
 pub use step::{Deps, Outcome, ProcessError, Transition, process, process_batch};

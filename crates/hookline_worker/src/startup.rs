@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hookline_config::{Config, Sources};
 use hookline_db::{create_pool, run_migrations};
+use hookline_domain::Outcome;
 use hookline_queue::{Publisher, Topology};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -12,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
 use crate::consume::{self, ConsumerSettings, Shared};
+use crate::effects::{Handler, Handlers};
 use crate::processor::Processor;
 use crate::{Deps, RetryPolicy};
 
@@ -46,6 +48,38 @@ impl Worker {
     /// If migrations fail, the pool settings are invalid or the admin address cannot be
     /// bound.
     pub async fn build(config: Config, sources: Sources) -> anyhow::Result<Self> {
+        Self::builder(config, sources).build().await
+    }
+
+    /// A worker with effect handlers: register them, then [`WorkerBuilder::build`].
+    ///
+    /// ```ignore
+    /// Worker::builder(config, sources)
+    ///     .on_source("refersion", Conversions)
+    ///     .build()
+    ///     .await?
+    ///     .run_until_stopped()
+    ///     .await
+    /// ```
+    pub fn builder(config: Config, sources: Sources) -> WorkerBuilder {
+        WorkerBuilder {
+            config,
+            sources,
+            handlers: Handlers::new(),
+        }
+    }
+
+    async fn build_with(
+        config: Config,
+        sources: Sources,
+        handlers: Handlers,
+    ) -> anyhow::Result<Self> {
+        for source in handlers.sources() {
+            anyhow::ensure!(
+                sources.get(source).is_some(),
+                "a handler is registered for source {source:?}, which is not configured"
+            );
+        }
         // The worker's own section; source secrets and `[http]`/`[admin]`/`[ingest]` are
         // ingest's and are not read here.
         config.validate_worker()?;
@@ -89,7 +123,7 @@ impl Worker {
         ));
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let deps = Arc::new(Deps::new(pool, sources));
+        let deps = Arc::new(Deps::new(pool, sources).with_handlers(handlers));
         Ok(Self {
             admin_port,
             admin_task,
@@ -150,5 +184,50 @@ impl Worker {
         admin_task.abort();
         tracing::info!("worker stopped");
         Ok(())
+    }
+}
+
+/// A [`Worker`] being configured: its effect handlers ([`crate::effects`]).
+pub struct WorkerBuilder {
+    config: Config,
+    sources: Sources,
+    handlers: Handlers,
+}
+
+impl WorkerBuilder {
+    /// Calls `handler` for every `applied` decision of `source`, and for every event of a
+    /// source without a lifecycle ([`Handlers::on_source`]).
+    #[must_use]
+    pub fn on_source(mut self, source: impl Into<String>, handler: impl Handler) -> Self {
+        self.handlers = self.handlers.on_source(source, handler);
+        self
+    }
+
+    /// Calls `handler` for the decisions of `source` with one of `outcomes`
+    /// ([`Handlers::on`]).
+    #[must_use]
+    pub fn on(
+        mut self,
+        source: impl Into<String>,
+        outcomes: &[Outcome],
+        handler: impl Handler,
+    ) -> Self {
+        self.handlers = self.handlers.on(source, outcomes, handler);
+        self
+    }
+
+    /// Replaces the handlers with `handlers`.
+    #[must_use]
+    pub fn handlers(mut self, handlers: Handlers) -> Self {
+        self.handlers = handlers;
+        self
+    }
+
+    /// Builds the worker ([`Worker::build`]).
+    ///
+    /// # Errors
+    /// As [`Worker::build`], and if a handler names a source that is not configured.
+    pub async fn build(self) -> anyhow::Result<Worker> {
+        Worker::build_with(self.config, self.sources, self.handlers).await
     }
 }

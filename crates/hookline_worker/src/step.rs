@@ -6,33 +6,55 @@
 //! so concurrent batches on other workers wait rather than deadlock), the lifecycle
 //! decides each event in arrival order, the decisions are logged and the events marked
 //! finished. The caller acknowledges the messages only after the commit.
+//!
+//! Effect handlers ([`crate::Handlers`]) run in that same transaction, after the decision
+//! and before it is written, each event's in a savepoint (see [`crate::effects`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use diesel_async::AsyncConnection;
 use hookline_config::Sources;
 use hookline_db::{
-    AsyncPgConnection, DbError, EventHead, Pool, ResourceUpdate, TransitionRow, finish_events,
-    lock_events, lock_resources, record_transitions,
+    AsyncPgConnection, DbError, EventHead, EventPayload, Pool, ResourceUpdate, TransitionRow,
+    event_payloads, finish_events, lock_events, lock_resources, record_transitions,
 };
 use hookline_domain::{EventState, Lifecycle};
 use hookline_queue::Envelope;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// What the step needs: the pool and the configured sources (for their lifecycles).
+use crate::effects::{EffectDecision, EffectEvent, Handler, HandlerError, Handlers};
+
+/// What the step needs: the pool, the configured sources (for their lifecycles) and the
+/// effect handlers.
 #[derive(Clone)]
 pub struct Deps {
     /// Connections for the step's transaction and the failure bookkeeping.
     pub pool: Pool,
     /// Sources by name, as configured.
     pub sources: Sources,
+    /// Effect handlers, called in the decision transaction (none by default).
+    pub handlers: Arc<Handlers>,
 }
 
 impl Deps {
-    /// Bundles a pool and the sources.
+    /// Bundles a pool and the sources, with no effect handlers.
     pub fn new(pool: Pool, sources: Sources) -> Self {
-        Self { pool, sources }
+        Self {
+            pool,
+            sources,
+            handlers: Arc::default(),
+        }
+    }
+
+    /// The same, calling `handlers` for decided events.
+    #[must_use]
+    pub fn with_handlers(self, handlers: Handlers) -> Self {
+        Self {
+            handlers: Arc::new(handlers),
+            ..self
+        }
     }
 }
 
@@ -69,8 +91,8 @@ pub enum Outcome {
         state: EventState,
     },
     /// The event can never be processed (unknown source, missing key or status, a status
-    /// the lifecycle does not know). It is now `failed` with `reason` as its last error:
-    /// visible to operators, never retried.
+    /// the lifecycle does not know, an effect handler's permanent error). It is now
+    /// `failed` with `reason` as its last error: visible to operators, never retried.
     Failed {
         /// Why, as stored in `last_error`.
         reason: String,
@@ -108,7 +130,8 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProcessError {
     /// Retrying later can succeed: database unreachable or restarting, pool exhausted,
-    /// serialization failure, deadlock, connection lost, or the step panicked.
+    /// serialization failure, deadlock, connection lost, the step panicked, or an effect
+    /// handler said so.
     #[error("{0}")]
     Transient(String),
     /// Retrying the same work cannot succeed (a constraint or data error from the
@@ -168,14 +191,17 @@ pub async fn process_batch(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Outcome>, ProcessError> {
     let mut conn = deps.pool.get().await.map_err(DbError::from)?;
-    conn.transaction::<_, ProcessError, _>(async |conn| decide(conn, &deps.sources, ids).await)
-        .await
+    conn.transaction::<_, ProcessError, _>(async |conn| {
+        decide(conn, &deps.sources, &deps.handlers, ids).await
+    })
+    .await
 }
 
 /// The body of [`process_batch`]'s transaction.
 async fn decide(
     conn: &mut AsyncPgConnection,
     sources: &Sources,
+    handlers: &Handlers,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Outcome>, ProcessError> {
     let mut sorted = ids.to_vec();
@@ -209,7 +235,7 @@ async fn decide(
         .map(|(source, key, status)| ((source, key), status))
         .collect();
 
-    let decided = decide_locked(open, current);
+    let decided = decide_with_effects(conn, handlers, open, current).await?;
     let (updates, rows) = writes(&decided);
     record_transitions(conn, &updates, &rows).await?;
     let finished: Vec<(Uuid, Option<&str>)> = decided
@@ -222,6 +248,137 @@ async fn decide(
     finish_events(conn, &finished).await?;
     outcomes.extend(decided.into_iter().map(|d| (d.event.id, d.into_outcome())));
     Ok(outcomes)
+}
+
+/// Decides the open events ([`decide_locked`]) and calls the matching effect handlers of
+/// each decided one, in order. A handler's permanent error fails its event: the event is
+/// then decided again as a failure, and so are the events after it (their decisions no
+/// longer see its status); the handlers of the events before it already ran and their
+/// decisions do not change (each decision depends only on the earlier ones).
+async fn decide_with_effects<'a>(
+    conn: &mut AsyncPgConnection,
+    handlers: &Handlers,
+    open: Vec<(&'a EventHead, Plan<'a>)>,
+    current: HashMap<(String, String), Option<String>>,
+) -> Result<Vec<Decided<'a>>, ProcessError> {
+    if handlers.is_empty() {
+        return Ok(decide_locked(open, current));
+    }
+    let wanted: Vec<Uuid> = open
+        .iter()
+        .filter(|(event, plan)| {
+            !matches!(plan, Plan::Fail(_)) && handlers.handles_source(&event.source)
+        })
+        .map(|(event, _)| event.id)
+        .collect();
+    let payloads: HashMap<Uuid, EventPayload> = event_payloads(conn, &wanted)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let mut failed: HashMap<Uuid, String> = HashMap::new();
+    let mut done = 0;
+    loop {
+        let plans = open
+            .iter()
+            .map(|(event, plan)| match failed.get(&event.id) {
+                Some(reason) => (*event, Plan::Fail(reason.clone())),
+                None => (*event, plan.clone()),
+            })
+            .collect();
+        let decided = decide_locked(plans, current.clone());
+        match run_effects(conn, handlers, &payloads, &decided[done..]).await? {
+            None => return Ok(decided),
+            Some((index, reason)) => {
+                failed.insert(decided[done + index].event.id, reason);
+                done += index + 1;
+            }
+        }
+    }
+}
+
+/// Calls the handlers of every decided event in `decided`, each event's in one savepoint.
+/// Returns the index and reason of the first event whose handler failed permanently (its
+/// savepoint rolled back; the later events' handlers were not called).
+///
+/// # Errors
+/// [`ProcessError::Transient`] when a handler failed transiently (the caller's whole
+/// transaction rolls back), or whatever the savepoint itself hit.
+async fn run_effects(
+    conn: &mut AsyncPgConnection,
+    handlers: &Handlers,
+    payloads: &HashMap<Uuid, EventPayload>,
+    decided: &[Decided<'_>],
+) -> Result<Option<(usize, String)>, ProcessError> {
+    for (index, d) in decided.iter().enumerate() {
+        let Some(decision) = d.effect_decision() else {
+            continue;
+        };
+        let chosen: Vec<&dyn Handler> = handlers.matching(&d.event.source, &decision).collect();
+        if chosen.is_empty() {
+            continue;
+        }
+        let payload = payloads.get(&d.event.id).ok_or_else(|| {
+            ProcessError::Transient(format!(
+                "the payload of event {} was not loaded",
+                d.event.id
+            ))
+        })?;
+        let event = EffectEvent {
+            id: d.event.id,
+            source: d.event.source.clone(),
+            dedup_key: payload.dedup_key.clone(),
+            resource_key: d.event.resource_key.clone(),
+            status: d.event.status.clone(),
+            headers: payload.headers.clone(),
+            body: payload.body.clone(),
+            attempts: d.event.attempts,
+            received_at: d.event.received_at,
+        };
+        let ran = conn
+            .transaction::<_, EffectFailure, _>(async |conn| {
+                for handler in &chosen {
+                    handler
+                        .handle(&event, &decision, conn)
+                        .await
+                        .map_err(|error| EffectFailure::Handler {
+                            name: handler.name().to_string(),
+                            error,
+                        })?;
+                }
+                Ok(())
+            })
+            .await;
+        match ran {
+            Ok(()) => {}
+            Err(EffectFailure::Handler {
+                name,
+                error: HandlerError::Permanent(reason),
+            }) => return Ok(Some((index, format!("handler {name}: {reason}")))),
+            Err(EffectFailure::Handler {
+                name,
+                error: HandlerError::Transient(reason),
+            }) => return Err(ProcessError::Transient(format!("handler {name}: {reason}"))),
+            Err(EffectFailure::Savepoint(e)) => return Err(e.into()),
+        }
+    }
+    Ok(None)
+}
+
+/// Why an event's effect savepoint did not commit.
+#[derive(Debug, thiserror::Error)]
+enum EffectFailure {
+    /// A handler returned an error (its savepoint rolled back).
+    #[error("handler {name}: {error}")]
+    Handler {
+        /// The handler's name.
+        name: String,
+        /// What it returned.
+        error: HandlerError,
+    },
+    /// Opening, releasing or rolling back the savepoint failed.
+    #[error(transparent)]
+    Savepoint(#[from] diesel::result::Error),
 }
 
 /// One event's decision, made while its rows are locked and not yet written.
@@ -247,6 +404,32 @@ enum Verdict<'a> {
 }
 
 impl Decided<'_> {
+    /// What a handler is told about the decision; `None` for a failed event (handlers
+    /// are called only for decided events).
+    fn effect_decision(&self) -> Option<EffectDecision> {
+        match &self.verdict {
+            Verdict::Fail(_) => None,
+            Verdict::Untracked => Some(EffectDecision {
+                outcome: None,
+                from: None,
+                to: None,
+                terminal: false,
+            }),
+            Verdict::Tracked {
+                from,
+                to,
+                outcome,
+                terminal,
+                ..
+            } => Some(EffectDecision {
+                outcome: Some(*outcome),
+                from: from.clone(),
+                to: Some((*to).to_string()),
+                terminal: *terminal,
+            }),
+        }
+    }
+
     fn into_outcome(self) -> Outcome {
         match self.verdict {
             Verdict::Fail(reason) => Outcome::Failed { reason },
@@ -361,6 +544,7 @@ fn writes<'a>(decided: &'a [Decided<'a>]) -> (Vec<ResourceUpdate<'a>>, Vec<Trans
 }
 
 /// What an event asks for, decided from configuration alone (no IO).
+#[derive(Clone)]
 enum Plan<'a> {
     /// Can never be processed, for this reason (permanent).
     Fail(String),
