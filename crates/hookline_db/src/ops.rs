@@ -198,3 +198,71 @@ pub async fn source_stats(
     .load(conn)
     .await?)
 }
+
+/// How a batch of events whose dedup keys start with one prefix fared: how many are
+/// stored, how many a worker decided (`processed` or `failed`), and their received ->
+/// processed latency. Read-only, no locks; the benchmark's end-to-end figures.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct KeyPrefixFigures {
+    /// Events stored.
+    #[diesel(sql_type = BigInt)]
+    pub stored: i64,
+    /// Events decided (`processed` or `failed`).
+    #[diesel(sql_type = BigInt)]
+    pub decided: i64,
+    /// First receipt to last processing, in seconds.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub span_s: Option<f64>,
+    /// Median received -> processed, in milliseconds.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub p50_ms: Option<f64>,
+    /// 90th percentile, in milliseconds.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub p90_ms: Option<f64>,
+    /// 99th percentile, in milliseconds.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub p99_ms: Option<f64>,
+    /// Slowest, in milliseconds.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub max_ms: Option<f64>,
+}
+
+/// [`KeyPrefixFigures`] for `source`'s events whose dedup key starts with `prefix`
+/// (`LIKE` wildcards in it are escaped). Read-only, no locks, one statement.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn key_prefix_figures(
+    conn: &mut AsyncPgConnection,
+    source: &str,
+    prefix: &str,
+) -> Result<KeyPrefixFigures, DbError> {
+    let escaped: String = prefix
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    Ok(diesel::sql_query(
+        "SELECT count(*) AS stored, \
+           count(*) FILTER (WHERE state = ANY($3)) AS decided, \
+           extract(epoch FROM max(processed_at) - min(received_at))::float8 AS span_s, \
+           (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) \
+              FILTER (WHERE processed_at IS NOT NULL))::float8 * 1000 AS p50_ms, \
+           (percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) \
+              FILTER (WHERE processed_at IS NOT NULL))::float8 * 1000 AS p90_ms, \
+           (percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) \
+              FILTER (WHERE processed_at IS NOT NULL))::float8 * 1000 AS p99_ms, \
+           (max(extract(epoch FROM processed_at - received_at)))::float8 * 1000 AS max_ms \
+         FROM events WHERE source = $1 AND dedup_key LIKE $2",
+    )
+    .bind::<Text, _>(source)
+    .bind::<Text, _>(format!("{escaped}%"))
+    .bind::<Array<Text>, _>(vec![
+        StateColumn(EventState::Processed),
+        StateColumn(EventState::Failed),
+    ])
+    .get_result(conn)
+    .await?)
+}

@@ -117,9 +117,9 @@ impl Outcome {
     /// The `outcome` label of [`hookline_telemetry::names::WORKER_EVENTS`].
     pub fn label(&self) -> &'static str {
         match self {
-            Outcome::Processed { .. } => "processed",
+            Outcome::Processed { .. } => EventState::Processed.as_str(),
             Outcome::Redelivered { .. } => "redelivered",
-            Outcome::Failed { .. } => "failed",
+            Outcome::Failed { .. } => EventState::Failed.as_str(),
             Outcome::Missing => "missing",
         }
     }

@@ -1,0 +1,44 @@
+//! `key_prefix_figures`: the benchmark's end-to-end figures count exactly the events of
+//! one run, decided or not, and treat `LIKE` wildcards in the prefix literally.
+
+// An integration-test crate sees every dev-dependency and all of the library's, and uses
+// only some of them.
+#![allow(unused_crate_dependencies)]
+// Test code throughout, helpers included: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use hookline_db::{finish_events, insert_events, key_prefix_figures};
+use hookline_testkit::{TestDb, new_event};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn figures_count_one_runs_events_and_only_decided_ones_as_decided() {
+    let db = TestDb::new().await;
+    let batch = vec![
+        new_event("bench", "run_1-a"),
+        new_event("bench", "run_1-b"),
+        new_event("bench", "run_1-c"),
+        // `_` is a LIKE wildcard: this key must not count for prefix "run_1-".
+        new_event("bench", "runX1-d"),
+        new_event("other", "run_1-e"),
+    ];
+    let mut conn = db.connect().await;
+    insert_events(&mut conn, &batch, false).await.unwrap();
+    finish_events(
+        &mut conn,
+        &[(batch[0].id, None), (batch[1].id, Some("no status"))],
+    )
+    .await
+    .unwrap();
+
+    let figures = key_prefix_figures(&mut conn, "bench", "run_1-")
+        .await
+        .unwrap();
+    assert_eq!((figures.stored, figures.decided), (3, 2), "{figures:?}");
+    assert!(figures.p50_ms.is_some_and(|ms| ms >= 0.0), "{figures:?}");
+    assert!(figures.span_s.is_some(), "{figures:?}");
+
+    let none = key_prefix_figures(&mut conn, "bench", "nope-")
+        .await
+        .unwrap();
+    assert_eq!((none.stored, none.decided, none.p50_ms), (0, 0, None));
+}
