@@ -23,6 +23,17 @@ pub enum WebhookError {
     /// A key template could not be rendered (missing part, body not JSON, too long).
     #[error("{0}")]
     BadPayload(String),
+    /// A `Content-Encoding` other than `identity`: bodies are verified and stored as
+    /// sent, and nothing is decompressed (no zip bomb can inflate past the limit).
+    #[error("content-encoding {0} is not accepted")]
+    UnsupportedEncoding(String),
+    /// The request's headers (names and values) add up to more than
+    /// [`crate::webhook::MAX_HEADER_BYTES`]; they would be stored with the event.
+    #[error("headers exceed {0} bytes")]
+    HeadersTooLarge(usize),
+    /// The body did not arrive within [`crate::webhook::BODY_TIMEOUT`].
+    #[error("body not received within {0} s")]
+    BodyTimeout(u64),
     /// The database (or the request body stream) is unavailable: retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -43,6 +54,9 @@ impl WebhookError {
             WebhookError::PayloadTooLarge { .. } => "payload_too_large",
             WebhookError::InvalidSignature(_) => "invalid_signature",
             WebhookError::BadPayload(_) => "bad_payload",
+            WebhookError::UnsupportedEncoding(_) => "unsupported_encoding",
+            WebhookError::BodyTimeout(_) => "request_timeout",
+            WebhookError::HeadersTooLarge(_) => "headers_too_large",
             WebhookError::Unavailable(_) => "unavailable",
         }
     }
@@ -58,6 +72,9 @@ impl ResponseError for WebhookError {
             WebhookError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebhookError::InvalidSignature(_) => StatusCode::UNAUTHORIZED,
             WebhookError::BadPayload(_) => StatusCode::BAD_REQUEST,
+            WebhookError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            WebhookError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            WebhookError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             WebhookError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -75,6 +92,12 @@ impl ResponseError for WebhookError {
             error: self.code(),
             detail,
         });
+        if matches!(self, WebhookError::BodyTimeout(_)) {
+            // The connection still holds the unread rest of the body: do not reuse it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if matches!(self, WebhookError::Unavailable(_)) {
             response
                 .headers_mut()

@@ -281,9 +281,16 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     } else {
         "method_not_allowed"
     };
-    json_error(
+    let mut response = json_error(
         status,
         code,
         Some(format!("{} {}", req.method(), req.path())),
-    )
+    );
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static("POST"),
+        );
+    }
+    response
 }

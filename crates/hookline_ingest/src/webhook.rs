@@ -1,9 +1,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use hookline_config::CompiledSource;
@@ -16,6 +16,17 @@ use tracing::Instrument;
 
 use crate::batcher::{Batcher, new_event_id};
 use crate::error::WebhookError;
+
+/// How long a request's whole body may take to arrive once its head is in. actix-web
+/// times out only the head (`client_request_timeout`); without this a client that sends
+/// fewer bytes than its `Content-Length` and keeps the connection open would hold a
+/// request (and its connection) forever.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most header bytes (names plus values) a webhook may carry; they are stored with
+/// the event. actix-web itself refuses (431, no body) a head over 128 KiB or with more
+/// than 96 headers; this refuses, with the JSON error, anything between.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// One source as the webhook route serves it: its templates and its verifier.
 pub struct Route {
@@ -122,7 +133,18 @@ async fn handle(
     span: &tracing::Span,
 ) -> Result<Accepted, WebhookError> {
     let source = &*route.source;
-    let body = read_body(req, payload, state.max_body_bytes).await?;
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(WebhookError::HeadersTooLarge(MAX_HEADER_BYTES));
+    }
+    refuse_content_encoding(req)?;
+    let body = tokio::time::timeout(BODY_TIMEOUT, read_body(req, payload, state.max_body_bytes))
+        .await
+        .map_err(|_| WebhookError::BodyTimeout(BODY_TIMEOUT.as_secs()))??;
     let headers = Headers::new(
         req.headers()
             .iter()
@@ -196,6 +218,21 @@ async fn handle(
         event_id: stored.event_id,
         duplicate: stored.duplicate,
     })
+}
+
+/// Refuses (415) a body with any `Content-Encoding` but `identity`, before reading it:
+/// signatures cover the bytes as sent, and inflating a body invites a zip bomb.
+fn refuse_content_encoding(req: &HttpRequest) -> Result<(), WebhookError> {
+    for value in req.headers().get_all(CONTENT_ENCODING) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        let identity = text
+            .split(',')
+            .all(|coding| coding.trim().eq_ignore_ascii_case("identity"));
+        if !identity {
+            return Err(WebhookError::UnsupportedEncoding(text.trim().to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// Reads the body, refusing (413) as soon as it is known to exceed `limit`: from

@@ -1,7 +1,9 @@
 //! Metric names shared by producers, tests and dashboards.
 
 /// Counter, labels `source`, `outcome` (accepted, duplicate, invalid_signature,
-/// bad_payload, unknown_source, payload_too_large, unavailable).
+/// bad_payload, unknown_source, payload_too_large, unsupported_encoding, request_timeout,
+/// headers_too_large,
+/// unavailable).
 pub const INGEST_REQUESTS: &str = "hookline_ingest_requests_total";
 /// Histogram of request handling time, label `outcome`.
 pub const INGEST_LATENCY: &str = "hookline_ingest_request_duration_seconds";
