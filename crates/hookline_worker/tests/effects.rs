@@ -397,9 +397,14 @@ async fn child_worker_process_for_the_kill_test() {
     let toml = std::fs::read_to_string(path).unwrap();
     let probe = Probe::new(refersion::Conversions);
     let total = probe.total.clone();
+    let blocked = Arc::new(std::sync::atomic::AtomicBool::new(false));
     probe.set_rule(move |_, _| {
-        // The 10th call overall blocks, inside a batch's open transaction.
-        if AtomicUsize::load(&total, Ordering::SeqCst) == 10 {
+        // The first call from the 10th on blocks, inside a batch's open transaction. Not
+        // "the 10th": two batches run at once, so the count can pass 10 between a call's
+        // increment and its look at it.
+        if AtomicUsize::load(&total, Ordering::SeqCst) >= 10
+            && !blocked.swap(true, Ordering::SeqCst)
+        {
             std::fs::write(&marker, b"blocked").unwrap();
             Step::Block
         } else {
