@@ -8,6 +8,7 @@
 //! move?" testable as plain functions.
 
 mod config;
+mod duration;
 pub mod form;
 mod lifecycle;
 mod presets;
@@ -17,6 +18,7 @@ mod state;
 mod template;
 
 pub use config::{Algorithm, Encoding, SourceConfig};
+pub use duration::{BadDuration, HumanDuration, parse_duration};
 pub use lifecycle::{Lifecycle, LifecycleConfig, LifecycleError, Outcome};
 pub use presets::{PRESETS, UnknownPreset, preset, resolve_preset};
 pub use request::{Headers, RequestParts};
