@@ -9,10 +9,12 @@
 //! with a message an operator can act on.
 
 mod compiled;
+mod destinations;
 mod secret;
 mod settings;
 
 pub use compiled::{CompiledSource, Sources};
+pub use destinations::{Destination, DestinationConfig};
 pub use secret::resolve_secret;
 pub use settings::{
     AdminConfig, AmqpConfig, Config, ConfigError, DatabaseConfig, HttpConfig, IngestConfig,

@@ -7,6 +7,7 @@ use hookline_domain::{LifecycleConfig, Secret, SourceConfig};
 use serde::Deserialize;
 
 use crate::Sources;
+use crate::destinations::DestinationConfig;
 use crate::secret::resolve_with;
 
 /// Every default ([`Config::load`] merges the file and the environment over it).
@@ -62,6 +63,10 @@ pub struct Config {
     /// Lifecycles by name (add to or override the built-in ones).
     #[serde(default)]
     pub lifecycles: BTreeMap<String, LifecycleConfig>,
+    /// HTTP destinations by name (the worker delivers to them; see
+    /// [`Config::destinations`]).
+    #[serde(default)]
+    pub destinations: BTreeMap<String, DestinationConfig>,
 }
 
 /// `[http]`

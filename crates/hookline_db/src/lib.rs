@@ -11,6 +11,7 @@
 
 mod admin;
 mod columns;
+mod deliveries;
 mod error;
 mod events;
 mod models;
@@ -21,6 +22,12 @@ pub mod schema;
 
 pub use admin::{
     EventFilter, ResourceView, TransitionView, find_event, find_events, find_resource, force_status,
+};
+pub use deliveries::{
+    ClaimedDelivery, DeliveryFilter, DeliveryPayload, DeliveryResult, DeliveryView, NewDelivery,
+    claim_deliveries, count_redrivable, enqueue_deliveries, event_deliveries, list_deliveries,
+    pause_destination, paused_destinations, pending_deliveries, redrive_deliveries,
+    resume_destination, settle_deliveries,
 };
 pub use diesel_async::AsyncPgConnection;
 pub use error::{DbError, is_retryable};

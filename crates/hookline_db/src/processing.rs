@@ -276,7 +276,7 @@ pub async fn event_payloads(
 
 /// The inverse of [`crate::NewEvent::headers_json`]. Entries that are not in the stored
 /// shape (ingest never writes any) are skipped.
-fn decode_headers(stored: &serde_json::Value) -> Headers {
+pub(crate) fn decode_headers(stored: &serde_json::Value) -> Headers {
     use base64::Engine;
     let entries = stored.as_array().map(Vec::as_slice).unwrap_or_default();
     Headers::new(entries.iter().filter_map(|entry| {

@@ -1,6 +1,34 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    deliveries (id) {
+        id -> Int8,
+        event_id -> Uuid,
+        destination -> Text,
+        source -> Text,
+        resource_key -> Nullable<Text>,
+        status -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+        state -> Text,
+        attempts -> Int4,
+        last_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        latency_ms -> Nullable<Int4>,
+        next_attempt_at -> Timestamptz,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    destination_pauses (destination) {
+        destination -> Text,
+        reason -> Text,
+        paused_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     events (id) {
         id -> Uuid,
         source -> Text,
@@ -53,4 +81,11 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(events, outbox, resources, transitions,);
+diesel::allow_tables_to_appear_in_same_query!(
+    deliveries,
+    destination_pauses,
+    events,
+    outbox,
+    resources,
+    transitions,
+);

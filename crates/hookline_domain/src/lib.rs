@@ -8,6 +8,7 @@
 //! move?" testable as plain functions.
 
 mod config;
+mod delivery;
 mod duration;
 pub mod form;
 mod lifecycle;
@@ -18,6 +19,7 @@ mod state;
 mod template;
 
 pub use config::{Algorithm, Encoding, SourceConfig};
+pub use delivery::{DeliveryState, UnknownDeliveryState};
 pub use duration::{BadDuration, HumanDuration, parse_duration};
 pub use lifecycle::{Lifecycle, LifecycleConfig, LifecycleError, Outcome};
 pub use presets::{PRESETS, UnknownPreset, preset, resolve_preset};

@@ -87,7 +87,7 @@ impl Keys {
 
 /// HMAC of the concatenated `message` pieces; `None` only if the key is unusable, which
 /// HMAC (any key length) never reports, but the caller then treats it as no match.
-fn hmac(algorithm: Algorithm, key: &[u8], message: &[&[u8]]) -> Option<Vec<u8>> {
+pub(crate) fn hmac(algorithm: Algorithm, key: &[u8], message: &[&[u8]]) -> Option<Vec<u8>> {
     fn run<M: Mac + KeyInit>(key: &[u8], message: &[&[u8]]) -> Option<Vec<u8>> {
         let mut mac = <M as KeyInit>::new_from_slice(key).ok()?;
         for piece in message {
@@ -115,6 +115,11 @@ pub(crate) fn decode(encoding: Encoding, text: &str) -> Option<Vec<u8>> {
 /// Standard base64 decoding, for secrets that are written base64-encoded.
 pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     STANDARD.decode(text).ok()
+}
+
+/// Standard base64 encoding (outgoing signatures).
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
 }
 
 /// SHA-256 of `bytes` (Twilio's `bodySHA256`).

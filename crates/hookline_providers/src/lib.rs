@@ -28,4 +28,5 @@ mod verifier;
 mod tests;
 
 pub use error::{ConfigError, VerifyError};
+pub use standard_webhooks::Signer;
 pub use verifier::{VERIFIERS, Verified, Verifier, verifiers};

@@ -27,3 +27,14 @@ pub const WORKER_RETRIES: &str = "hookline_worker_retries_total";
 pub const WORKER_DEAD: &str = "hookline_worker_dead_lettered_total";
 /// Histogram of received -> processed latency, label `source`.
 pub const WORKER_LAG: &str = "hookline_worker_processing_lag_seconds";
+/// Counter: HTTP delivery attempts, by `destination` and `result`
+/// (`delivered|retry|failed|dead`).
+pub const DELIVERY_ATTEMPTS: &str = "hookline_deliveries_attempts_total";
+/// Histogram: one delivery attempt's duration (request to response), by `destination`.
+pub const DELIVERY_LATENCY: &str = "hookline_deliveries_attempt_duration_seconds";
+/// Histogram: ingest commit to the destination's 2xx, by `destination`.
+pub const DELIVERY_LAG: &str = "hookline_deliveries_lag_seconds";
+/// Gauge: a destination's circuit, by `destination`: 0 closed, 1 half-open, 2 open, 3 paused (410).
+pub const DELIVERY_CIRCUIT: &str = "hookline_deliveries_circuit_state";
+/// Gauge: pending deliveries (due or waiting for a retry), by `destination`.
+pub const DELIVERY_PENDING: &str = "hookline_deliveries_pending";

@@ -23,12 +23,14 @@
 
 mod admin;
 mod consume;
+mod deliver;
 pub mod effects;
 mod processor;
 mod schedule;
 mod startup;
 mod step;
 
+pub use deliver::Routes;
 pub use effects::{EffectDecision, EffectEvent, Handler, HandlerError, Handlers};
 pub use processor::Processor;
 pub use schedule::{NextStep, RetryPolicy};

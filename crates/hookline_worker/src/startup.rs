@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
 use crate::consume::{self, ConsumerSettings, Shared};
+use crate::deliver::{self, Routes};
 use crate::effects::{Handler, Handlers};
 use crate::processor::Processor;
 use crate::{Deps, RetryPolicy};
@@ -34,6 +35,7 @@ pub struct Worker {
     shared: Arc<Shared>,
     settings: ConsumerSettings,
     connected: Arc<AtomicBool>,
+    routes: Arc<Routes>,
     stop_tx: watch::Sender<bool>,
     stop_rx: watch::Receiver<bool>,
 }
@@ -83,6 +85,9 @@ impl Worker {
         // The worker's own section; source secrets and `[http]`/`[admin]`/`[ingest]` are
         // ingest's and are not read here.
         config.validate_worker()?;
+        // Destinations are the worker's: it resolves their secrets, and a bad one stops it
+        // here, naming the key.
+        let routes = Arc::new(Routes::new(config.destinations(&sources)?));
         if config.database.migrate {
             run_migrations(config.database.url.expose()).await.context(
                 "applying database migrations (is PostgreSQL up and database.url right?)",
@@ -123,7 +128,11 @@ impl Worker {
         ));
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let deps = Arc::new(Deps::new(pool, sources).with_handlers(handlers));
+        let deps = Arc::new(
+            Deps::new(pool, sources)
+                .with_handlers(handlers)
+                .with_routes(routes.clone()),
+        );
         Ok(Self {
             admin_port,
             admin_task,
@@ -141,6 +150,7 @@ impl Worker {
                 drain_timeout: DRAIN_TIMEOUT,
             },
             connected,
+            routes,
             stop_tx,
             stop_rx,
         })
@@ -168,11 +178,14 @@ impl Worker {
             shared,
             settings,
             connected,
+            routes,
             stop_tx,
             mut stop_rx,
             ..
         } = self;
+        let pool = shared.deps.pool.clone();
         let consumer = tokio::spawn(consume::run(shared, settings, connected, stop_rx.clone()));
+        let deliveries = deliver::start(pool, &routes, stop_rx.clone())?;
         tokio::select! {
             _ = hookline_telemetry::shutdown_signal() => tracing::info!("signal received; draining"),
             _ = stop_rx.wait_for(|stop| *stop) => tracing::info!("stop requested; draining"),
@@ -180,6 +193,9 @@ impl Worker {
         let _ = stop_tx.send(true);
         if let Err(e) = consumer.await {
             tracing::error!(error = %e, "the consumer task failed");
+        }
+        if let Err(e) = deliveries.await {
+            tracing::error!(error = %e, "the delivery task failed");
         }
         admin_task.abort();
         tracing::info!("worker stopped");

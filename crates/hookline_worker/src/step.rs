@@ -17,13 +17,15 @@ use diesel_async::AsyncConnection;
 use hookline_config::Sources;
 use hookline_db::{
     AsyncPgConnection, DbError, EventHead, EventPayload, Pool, ResourceUpdate, TransitionRow,
-    event_payloads, finish_events, lock_events, lock_resources, record_transitions,
+    enqueue_deliveries, event_payloads, finish_events, lock_events, lock_resources,
+    record_transitions,
 };
 use hookline_domain::{EventState, Lifecycle};
 use hookline_queue::Envelope;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::deliver::Routes;
 use crate::effects::{EffectDecision, EffectEvent, Handler, HandlerError, Handlers};
 
 /// What the step needs: the pool, the configured sources (for their lifecycles) and the
@@ -36,6 +38,9 @@ pub struct Deps {
     pub sources: Sources,
     /// Effect handlers, called in the decision transaction (none by default).
     pub handlers: Arc<Handlers>,
+    /// HTTP destinations: their delivery intents commit with the decision (none by
+    /// default).
+    pub routes: Arc<Routes>,
 }
 
 impl Deps {
@@ -45,7 +50,14 @@ impl Deps {
             pool,
             sources,
             handlers: Arc::default(),
+            routes: Arc::default(),
         }
+    }
+
+    /// The same, committing delivery intents for `routes` with each decision.
+    #[must_use]
+    pub fn with_routes(self, routes: Arc<Routes>) -> Self {
+        Self { routes, ..self }
     }
 
     /// The same, calling `handlers` for decided events.
@@ -191,19 +203,24 @@ pub async fn process_batch(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Outcome>, ProcessError> {
     let mut conn = deps.pool.get().await.map_err(DbError::from)?;
-    conn.transaction::<_, ProcessError, _>(async |conn| {
-        decide(conn, &deps.sources, &deps.handlers, ids).await
-    })
-    .await
+    let (outcomes, woken) = conn
+        .transaction::<_, ProcessError, _>(async |conn| {
+            decide(conn, &deps.sources, &deps.handlers, &deps.routes, ids).await
+        })
+        .await?;
+    deps.routes.wake(&woken);
+    Ok(outcomes)
 }
 
-/// The body of [`process_batch`]'s transaction.
+/// The body of [`process_batch`]'s transaction: the outcomes, and the destinations that
+/// got delivery intents (to wake once it committed).
 async fn decide(
     conn: &mut AsyncPgConnection,
     sources: &Sources,
     handlers: &Handlers,
+    routes: &Routes,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, Outcome>, ProcessError> {
+) -> Result<(HashMap<Uuid, Outcome>, Vec<usize>), ProcessError> {
     let mut sorted = ids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -246,8 +263,24 @@ async fn decide(
         })
         .collect();
     finish_events(conn, &finished).await?;
+    let mut woken = Vec::new();
+    if !routes.is_empty() {
+        let mut intents = Vec::new();
+        for d in &decided {
+            match &d.verdict {
+                Verdict::Fail(_) => {}
+                Verdict::Untracked => routes.intents(d.event, None, &mut woken, &mut intents),
+                Verdict::Tracked { outcome, .. } => {
+                    routes.intents(d.event, Some(*outcome), &mut woken, &mut intents);
+                }
+            }
+        }
+        enqueue_deliveries(conn, &intents).await?;
+        woken.sort_unstable();
+        woken.dedup();
+    }
     outcomes.extend(decided.into_iter().map(|d| (d.event.id, d.into_outcome())));
-    Ok(outcomes)
+    Ok((outcomes, woken))
 }
 
 /// Decides the open events ([`decide_locked`]) and calls the matching effect handlers of

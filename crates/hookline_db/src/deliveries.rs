@@ -1,0 +1,552 @@
+//! HTTP deliveries of decided events: the intent, committed with the decision
+//! ([`enqueue_deliveries`]); the claim that leases due rows to one worker
+//! ([`claim_deliveries`]); the result ([`settle_deliveries`]); and what operators read
+//! and redrive.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::{
+    Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use hookline_domain::{DeliveryState, Headers};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::DbError;
+use crate::processing::decode_headers;
+
+/// The intent to deliver one decided event to one destination.
+#[derive(Debug, Clone)]
+pub struct NewDelivery<'a> {
+    /// The event.
+    pub event_id: Uuid,
+    /// The destination's name.
+    pub destination: &'a str,
+    /// The event's source.
+    pub source: &'a str,
+    /// Its resource key, if any (ordered destinations serialise on it).
+    pub resource_key: Option<&'a str>,
+    /// The status the event reported, if any (`hookline-status`).
+    pub status: Option<&'a str>,
+    /// The lifecycle outcome, if the source has a lifecycle (`hookline-outcome`).
+    pub outcome: Option<&'a str>,
+}
+
+/// Inserts the delivery intents, one per (event, destination), in the caller's decision
+/// transaction; an intent that already exists (a replayed event) is left as it is
+/// (`ON CONFLICT DO NOTHING`): redrive is how a settled delivery is sent again. Returns
+/// how many were new. Rows are inserted in the order given, so for one resource the ids
+/// follow the decision order (what `ordered = true` delivers by).
+///
+/// # Errors
+/// [`DbError`].
+pub async fn enqueue_deliveries(
+    conn: &mut AsyncPgConnection,
+    rows: &[NewDelivery<'_>],
+) -> Result<usize, DbError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::sql_query(
+        "INSERT INTO deliveries (event_id, destination, source, resource_key, status, outcome) \
+         SELECT e, d, s, r, st, o FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], \
+                $5::text[], $6::text[]) WITH ORDINALITY AS u(e, d, s, r, st, o, n) ORDER BY n \
+         ON CONFLICT (event_id, destination) DO NOTHING",
+    )
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.destination).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.source).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.resource_key).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
+    .execute(conn)
+    .await?)
+}
+
+#[derive(QueryableByName)]
+struct ClaimedRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = SqlUuid)]
+    event_id: Uuid,
+    #[diesel(sql_type = Text)]
+    source: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    resource_key: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    status: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    outcome: Option<String>,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Jsonb>)]
+    headers: Option<serde_json::Value>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Bytea>)]
+    body: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    traceparent: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    received_at: Option<OffsetDateTime>,
+}
+
+/// A delivery leased to this worker for one attempt.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    /// The delivery row's id.
+    pub id: i64,
+    /// The event (`webhook-id`).
+    pub event_id: Uuid,
+    /// The event's source.
+    pub source: String,
+    /// Its resource key.
+    pub resource_key: Option<String>,
+    /// The status it reported.
+    pub status: Option<String>,
+    /// The lifecycle outcome.
+    pub outcome: Option<String>,
+    /// This attempt's number (1 for the first). [`settle_deliveries`] only records a
+    /// result for the attempt that still holds the lease.
+    pub attempt: i32,
+    /// The event's payload; `None` when the event row is gone (retention).
+    pub payload: Option<DeliveryPayload>,
+}
+
+/// What is POSTed: the event's raw body and its content type, and its trace.
+#[derive(Debug, Clone)]
+pub struct DeliveryPayload {
+    /// The request headers ingest stored.
+    pub headers: Headers,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// The ingest request's W3C trace context.
+    pub traceparent: Option<String>,
+    /// When ingest committed the event.
+    pub received_at: OffsetDateTime,
+}
+
+/// Leases up to `limit` due pending deliveries of `destination` to the caller
+/// (`FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint rows): each one's
+/// attempt count goes up by one and its next attempt moves `lease` ahead, all in one
+/// statement that commits on its own. A worker killed mid-attempt thus loses nothing:
+/// once the lease runs out the row is due again, for any worker. With `ordered`, only
+/// the oldest pending delivery of each resource is eligible, so one resource has at most
+/// one delivery in flight and they go in decision order.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn claim_deliveries(
+    conn: &mut AsyncPgConnection,
+    destination: &str,
+    ordered: bool,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<ClaimedDelivery>, DbError> {
+    let rows: Vec<ClaimedRow> = diesel::sql_query(
+        "WITH claimed AS ( \
+           UPDATE deliveries d \
+              SET attempts = d.attempts + 1, \
+                  next_attempt_at = now() + $4 * interval '1 millisecond' \
+            WHERE d.id = ANY(ARRAY( \
+              SELECT c.id FROM deliveries c \
+               WHERE c.destination = $1 AND c.state = 'pending' AND c.next_attempt_at <= now() \
+                 AND (NOT $2 OR NOT EXISTS ( \
+                      SELECT 1 FROM deliveries p \
+                       WHERE p.destination = c.destination AND p.source = c.source \
+                         AND p.resource_key = c.resource_key AND p.state = 'pending' \
+                         AND p.id < c.id)) \
+               ORDER BY c.next_attempt_at, c.id \
+               LIMIT $3 \
+               FOR UPDATE SKIP LOCKED)) \
+           RETURNING d.id, d.event_id, d.source, d.resource_key, d.status, d.outcome, d.attempts) \
+         SELECT c.id, c.event_id, c.source, c.resource_key, c.status, c.outcome, c.attempts, \
+                e.headers, e.body, e.traceparent, e.received_at \
+           FROM claimed c LEFT JOIN events e ON e.id = c.event_id \
+          ORDER BY c.id",
+    )
+    .bind::<Text, _>(destination)
+    .bind::<Bool, _>(ordered)
+    .bind::<BigInt, _>(limit)
+    .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ClaimedDelivery {
+            id: r.id,
+            event_id: r.event_id,
+            source: r.source,
+            resource_key: r.resource_key,
+            status: r.status,
+            outcome: r.outcome,
+            attempt: r.attempts,
+            payload: match (r.headers, r.body, r.received_at) {
+                (Some(headers), Some(body), Some(received_at)) => Some(DeliveryPayload {
+                    headers: decode_headers(&headers),
+                    body,
+                    traceparent: r.traceparent,
+                    received_at,
+                }),
+                _ => None,
+            },
+        })
+        .collect())
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone)]
+pub struct DeliveryResult {
+    /// The delivery row.
+    pub id: i64,
+    /// The attempt number the claim returned (the fence: a stale result is dropped).
+    pub attempt: i32,
+    /// The new state: `Pending` (retry after `retry_in`), `Delivered`, `Failed`, `Dead`.
+    pub state: DeliveryState,
+    /// The HTTP status, if a response arrived.
+    pub last_status: Option<i32>,
+    /// What went wrong, if anything.
+    pub last_error: Option<String>,
+    /// How long the attempt took.
+    pub latency_ms: i32,
+    /// For a retry: how long until the next attempt.
+    pub retry_in: Option<Duration>,
+}
+
+/// Records attempt results in one statement. A result applies only while the row is
+/// still pending at that attempt number: if the lease ran out and another worker claimed
+/// the row again, the older attempt's result is dropped (the newer attempt owns the row).
+/// Returns how many rows changed.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn settle_deliveries(
+    conn: &mut AsyncPgConnection,
+    results: &[DeliveryResult],
+) -> Result<usize, DbError> {
+    if results.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::sql_query(
+        "UPDATE deliveries d \
+            SET state = u.state, last_status = u.last_status, last_error = u.last_error, \
+                latency_ms = u.latency_ms, \
+                next_attempt_at = CASE WHEN u.retry_ms IS NULL THEN d.next_attempt_at \
+                                       ELSE now() + u.retry_ms * interval '1 millisecond' END, \
+                delivered_at = CASE WHEN u.state = 'delivered' THEN now() ELSE d.delivered_at END \
+           FROM unnest($1::bigint[], $2::int[], $3::text[], $4::int[], $5::text[], $6::int[], \
+                       $7::bigint[]) AS u(id, attempts, state, last_status, last_error, \
+                                          latency_ms, retry_ms) \
+          WHERE d.id = u.id AND d.attempts = u.attempts AND d.state = 'pending'",
+    )
+    .bind::<Array<BigInt>, _>(results.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind::<Array<Integer>, _>(results.iter().map(|r| r.attempt).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(results.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Integer>>, _>(results.iter().map(|r| r.last_status).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(
+        results
+            .iter()
+            .map(|r| r.last_error.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Integer>, _>(results.iter().map(|r| r.latency_ms).collect::<Vec<_>>())
+    .bind::<Array<Nullable<BigInt>>, _>(
+        results
+            .iter()
+            .map(|r| {
+                r.retry_in
+                    .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            })
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await?)
+}
+
+#[derive(QueryableByName)]
+struct Backlog {
+    #[diesel(sql_type = Text)]
+    destination: String,
+    #[diesel(sql_type = BigInt)]
+    pending: i64,
+}
+
+/// Pending deliveries per destination (the backlog gauge). Reads the partial index only.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn pending_deliveries(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<(String, i64)>, DbError> {
+    let rows: Vec<Backlog> = diesel::sql_query(
+        "SELECT destination, count(*) AS pending FROM deliveries \
+          WHERE state = 'pending' GROUP BY destination",
+    )
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.destination, r.pending))
+        .collect())
+}
+
+#[derive(QueryableByName)]
+struct ViewRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = SqlUuid)]
+    event_id: Uuid,
+    #[diesel(sql_type = Text)]
+    destination: String,
+    #[diesel(sql_type = Text)]
+    source: String,
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Nullable<Integer>)]
+    last_status: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_error: Option<String>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    latency_ms: Option<i32>,
+    #[diesel(sql_type = Timestamptz)]
+    next_attempt_at: OffsetDateTime,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: OffsetDateTime,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    delivered_at: Option<OffsetDateTime>,
+}
+
+/// One delivery as operators see it.
+#[derive(Debug, Clone)]
+pub struct DeliveryView {
+    /// Row id.
+    pub id: i64,
+    /// The event.
+    pub event_id: Uuid,
+    /// The destination.
+    pub destination: String,
+    /// The event's source.
+    pub source: String,
+    /// Where it is.
+    pub state: DeliveryState,
+    /// Attempts made (or in flight).
+    pub attempts: i32,
+    /// The last HTTP status received.
+    pub last_status: Option<i32>,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// The last attempt's duration.
+    pub latency_ms: Option<i32>,
+    /// When a pending delivery is due (or its lease ends).
+    pub next_attempt_at: OffsetDateTime,
+    /// When the intent was committed.
+    pub created_at: OffsetDateTime,
+    /// When the destination answered 2xx.
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<ViewRow> for DeliveryView {
+    type Error = DbError;
+
+    fn try_from(r: ViewRow) -> Result<Self, DbError> {
+        Ok(DeliveryView {
+            id: r.id,
+            event_id: r.event_id,
+            destination: r.destination,
+            source: r.source,
+            state: r
+                .state
+                .parse()
+                .map_err(|e: hookline_domain::UnknownDeliveryState| {
+                    DbError::Query(diesel::result::Error::DeserializationError(Box::new(e)))
+                })?,
+            attempts: r.attempts,
+            last_status: r.last_status,
+            last_error: r.last_error,
+            latency_ms: r.latency_ms,
+            next_attempt_at: r.next_attempt_at,
+            created_at: r.created_at,
+            delivered_at: r.delivered_at,
+        })
+    }
+}
+
+const VIEW_COLUMNS: &str = "id, event_id, destination, source, state, attempts, last_status, \
+    last_error, latency_ms, next_attempt_at, created_at, delivered_at";
+
+/// The deliveries of one event, by destination name. No locks.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn event_deliveries(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+) -> Result<Vec<DeliveryView>, DbError> {
+    let rows: Vec<ViewRow> = diesel::sql_query(format!(
+        "SELECT {VIEW_COLUMNS} FROM deliveries WHERE event_id = $1 ORDER BY destination"
+    ))
+    .bind::<SqlUuid, _>(event_id)
+    .load(conn)
+    .await?;
+    rows.into_iter().map(DeliveryView::try_from).collect()
+}
+
+/// Which deliveries an operator means.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    /// Only this destination.
+    pub destination: Option<String>,
+    /// Only these states (empty: any).
+    pub states: Vec<DeliveryState>,
+    /// Only intents committed at or after this time.
+    pub since: Option<OffsetDateTime>,
+}
+
+/// Up to `limit` deliveries matching `filter`, newest first. No locks.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn list_deliveries(
+    conn: &mut AsyncPgConnection,
+    filter: &DeliveryFilter,
+    limit: i64,
+) -> Result<Vec<DeliveryView>, DbError> {
+    let rows: Vec<ViewRow> = diesel::sql_query(format!(
+        "SELECT {VIEW_COLUMNS} FROM deliveries \
+          WHERE ($1::text IS NULL OR destination = $1) \
+            AND (cardinality($2::text[]) = 0 OR state = ANY($2)) \
+            AND ($3::timestamptz IS NULL OR created_at >= $3) \
+          ORDER BY id DESC LIMIT $4"
+    ))
+    .bind::<Nullable<Text>, _>(filter.destination.as_deref())
+    .bind::<Array<Text>, _>(filter.states.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+    .bind::<Nullable<Timestamptz>, _>(filter.since)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await?;
+    rows.into_iter().map(DeliveryView::try_from).collect()
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// How many settled deliveries of `destination` in `states` (committed since `since`)
+/// a redrive would send again. No locks.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn count_redrivable(
+    conn: &mut AsyncPgConnection,
+    destination: &str,
+    states: &[DeliveryState],
+    since: Option<OffsetDateTime>,
+) -> Result<i64, DbError> {
+    let row: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM deliveries \
+          WHERE destination = $1 AND state = ANY($2) AND state <> 'pending' \
+            AND ($3::timestamptz IS NULL OR created_at >= $3)",
+    )
+    .bind::<Text, _>(destination)
+    .bind::<Array<Text>, _>(states.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+    .bind::<Nullable<Timestamptz>, _>(since)
+    .get_result(conn)
+    .await?;
+    Ok(row.n)
+}
+
+/// Makes up to `limit` settled deliveries of `destination` in `states` (committed since
+/// `since`) pending again, due now, with their attempt count reset; returns how many.
+/// Idempotent: a redriven row is pending, so a second call does not pick it again. Run
+/// it in a loop until it returns 0 (small batches, no long row locks).
+///
+/// # Errors
+/// [`DbError`].
+pub async fn redrive_deliveries(
+    conn: &mut AsyncPgConnection,
+    destination: &str,
+    states: &[DeliveryState],
+    since: Option<OffsetDateTime>,
+    limit: i64,
+) -> Result<usize, DbError> {
+    Ok(diesel::sql_query(
+        "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = now(), \
+                last_error = NULL \
+          WHERE id = ANY(ARRAY( \
+                SELECT id FROM deliveries \
+                 WHERE destination = $1 AND state = ANY($2) AND state <> 'pending' \
+                   AND ($3::timestamptz IS NULL OR created_at >= $3) \
+                 ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED))",
+    )
+    .bind::<Text, _>(destination)
+    .bind::<Array<Text>, _>(states.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+    .bind::<Nullable<Timestamptz>, _>(since)
+    .bind::<BigInt, _>(limit)
+    .execute(conn)
+    .await?)
+}
+
+/// Pauses `destination` (it answered 410 Gone): workers stop sending to it until
+/// [`resume_destination`]. Idempotent; the first reason is kept.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn pause_destination(
+    conn: &mut AsyncPgConnection,
+    destination: &str,
+    reason: &str,
+) -> Result<(), DbError> {
+    diesel::sql_query(
+        "INSERT INTO destination_pauses (destination, reason) VALUES ($1, $2) \
+         ON CONFLICT (destination) DO NOTHING",
+    )
+    .bind::<Text, _>(destination)
+    .bind::<Text, _>(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Lifts a pause; returns whether there was one.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn resume_destination(
+    conn: &mut AsyncPgConnection,
+    destination: &str,
+) -> Result<bool, DbError> {
+    let n = diesel::sql_query("DELETE FROM destination_pauses WHERE destination = $1")
+        .bind::<Text, _>(destination)
+        .execute(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+#[derive(QueryableByName)]
+struct PauseRow {
+    #[diesel(sql_type = Text)]
+    destination: String,
+    #[diesel(sql_type = Text)]
+    reason: String,
+}
+
+/// Every paused destination and why. No locks.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn paused_destinations(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<(String, String)>, DbError> {
+    let rows: Vec<PauseRow> =
+        diesel::sql_query("SELECT destination, reason FROM destination_pauses")
+            .load(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.destination, r.reason))
+        .collect())
+}

@@ -1,0 +1,2 @@
+DROP TABLE destination_pauses;
+DROP TABLE deliveries;
