@@ -2,7 +2,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use hookline_db::{Event, EventFilter, Pool, find_event, find_events, find_resource};
+use hookline_db::{
+    DeliveryView, Event, EventFilter, Pool, event_deliveries, find_event, find_events,
+    find_resource,
+};
 use hookline_domain::Secret;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -108,6 +111,31 @@ pub fn event_json(e: &Event) -> serde_json::Value {
     value
 }
 
+/// An event's deliveries as the admin API shows them (`GET /v1/events/{id}`).
+pub fn deliveries_json(deliveries: &[DeliveryView]) -> serde_json::Value {
+    let fmt = |t: Option<time::OffsetDateTime>| {
+        t.and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+    };
+    deliveries
+        .iter()
+        .map(|d| {
+            json!({
+                "destination": d.destination,
+                "state": d.state,
+                "attempts": d.attempts,
+                "last_status": d.last_status,
+                "last_error": d.last_error,
+                "latency_ms": d.latency_ms,
+                "next_attempt_at": fmt(Some(d.next_attempt_at)),
+                "delivered_at": fmt(d.delivered_at),
+            })
+        })
+        .collect()
+}
+
 async fn get_event(
     req: HttpRequest,
     path: web::Path<String>,
@@ -128,7 +156,17 @@ async fn get_event(
         Err(e) => return unavailable(e),
     };
     match find_event(&mut conn, id).await {
-        Ok(Some(event)) => HttpResponse::Ok().json(event_json(&event)),
+        Ok(Some(event)) => {
+            let deliveries = match event_deliveries(&mut conn, id).await {
+                Ok(deliveries) => deliveries,
+                Err(e) => return unavailable(e),
+            };
+            let mut value = event_json(&event);
+            if let Some(map) = value.as_object_mut() {
+                map.insert("deliveries".into(), deliveries_json(&deliveries));
+            }
+            HttpResponse::Ok().json(value)
+        }
         Ok(None) => json_error(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -12,6 +12,7 @@ mod config;
 mod db;
 mod ingest;
 mod proxy;
+mod receiver;
 mod sign;
 pub mod urls;
 mod wait;
@@ -27,6 +28,7 @@ pub use config::{
 pub use db::{TestDb, count, database_exists, event_state, insert_event, new_event, store_event};
 pub use ingest::TestIngest;
 pub use proxy::Proxy;
+pub use receiver::{Received, Receiver, Reply};
 pub use sign::{apify_body, hmac_sha256_base64, hmac_sha256_hex, now_secs, sign_standard_webhooks};
 pub use urls::{amqp_url, database_server_url, database_url};
 pub use wait::{WAIT, eventually};

@@ -438,6 +438,9 @@ async fn send(lane: Arc<Lane>, delivery: ClaimedDelivery, _permit: OwnedSemaphor
             destination = %name,
             "destination answered 410 Gone: paused until `hookline deliveries redrive --destination {name}`"
         );
+        if let Ok(mut paused) = lane.shared.paused.lock() {
+            paused.insert(name.clone());
+        }
         let _ = lane.shared.settle.send(Settle::Pause {
             destination: name,
             reason: "410 Gone".into(),
