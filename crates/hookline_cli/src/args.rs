@@ -1,7 +1,7 @@
 //! The command line: every subcommand, its flags and how their values parse.
 
 use clap::{Args, Parser, Subcommand};
-use hookline_domain::EventState;
+use hookline_domain::{DeliveryState, EventState};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
@@ -38,6 +38,56 @@ pub enum Command {
     /// Events whose retries ran out: list them, or redrive them to the workers.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+    /// HTTP deliveries of decided events to `[destinations.*]`.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
+}
+
+/// `hookline deliveries …`
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// Deliveries, newest first, and the destinations that are paused.
+    List(DeliveryListArgs),
+    /// Sends settled deliveries of a destination again (dead and failed by default) and
+    /// resumes it if a 410 paused it. Idempotent.
+    Redrive(DeliveryRedriveArgs),
+}
+
+/// `deliveries list` filters.
+#[derive(Debug, Args)]
+pub struct DeliveryListArgs {
+    /// Only this destination.
+    #[arg(long)]
+    pub destination: Option<String>,
+    /// Only this state: pending, delivered, failed or dead.
+    #[arg(long, value_parser = parse_delivery_state)]
+    pub state: Option<DeliveryState>,
+    /// Only deliveries created since (30m, 2h, 1d, or RFC 3339).
+    #[arg(long, value_parser = parse_when)]
+    pub since: Option<When>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub limit: i64,
+}
+
+/// `deliveries redrive` selection.
+#[derive(Debug, Args)]
+pub struct DeliveryRedriveArgs {
+    /// The destination (its name in `[destinations.NAME]`).
+    #[arg(long)]
+    pub destination: String,
+    /// Only this state: dead or failed (default: both).
+    #[arg(long, value_parser = parse_redrivable_state)]
+    pub state: Option<DeliveryState>,
+    /// Only deliveries created since (30m, 2h, 1d, or RFC 3339).
+    #[arg(long, value_parser = parse_when)]
+    pub since: Option<When>,
+    /// Count what would be redriven; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rows per statement.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub batch_size: i64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +267,20 @@ pub struct RedriveArgs {
 fn parse_state(s: &str) -> Result<EventState, String> {
     s.parse()
         .map_err(|e: hookline_domain::UnknownState| e.to_string())
+}
+
+fn parse_delivery_state(s: &str) -> Result<DeliveryState, String> {
+    s.parse()
+        .map_err(|e: hookline_domain::UnknownDeliveryState| e.to_string())
+}
+
+fn parse_redrivable_state(s: &str) -> Result<DeliveryState, String> {
+    match parse_delivery_state(s)? {
+        state @ (DeliveryState::Dead | DeliveryState::Failed) => Ok(state),
+        other => Err(format!(
+            "{other} deliveries are not redriven: use dead or failed"
+        )),
+    }
 }
 
 fn parse_when(s: &str) -> Result<When, String> {

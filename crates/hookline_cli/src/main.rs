@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod args;
+mod deliveries;
 mod events;
 mod output;
 mod progress;
@@ -21,7 +22,7 @@ use clap::Parser;
 use hookline_config::{Config, Sources};
 use hookline_db::AsyncPgConnection;
 
-use args::{Cli, Command, DeadLettersCommand, EventsCommand, ResourcesCommand};
+use args::{Cli, Command, DeadLettersCommand, DeliveriesCommand, EventsCommand, ResourcesCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -65,6 +66,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let plan = replay::Plan::redrive(&a)?;
             replay::run(&mut db(&config).await?, &config, &plan, json).await
         }
+        Command::Deliveries(DeliveriesCommand::List(a)) => {
+            deliveries::list(&mut db(&config).await?, &a, json).await
+        }
+        Command::Deliveries(DeliveriesCommand::Redrive(a)) => {
+            let names: Vec<String> = config.destinations.keys().cloned().collect();
+            deliveries::redrive(&mut db(&config).await?, &names, &a, json).await
+        }
     }
 }
 
@@ -98,11 +106,23 @@ fn check_config(config: &Config, sources: &Sources, json: bool) -> anyhow::Resul
     config.validate_worker()?;
     config.admin_token()?;
     hookline_providers::verifiers(sources)?;
+    let destinations: Vec<String> = config
+        .destinations(sources)?
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
     let names: Vec<&str> = sources.names().collect();
     if json {
-        output::print_json(&serde_json::json!({ "valid": true, "sources": names }));
+        output::print_json(&serde_json::json!({
+            "valid": true,
+            "sources": names,
+            "destinations": destinations,
+        }));
     } else {
         println!("configuration is valid; sources: {}", names.join(", "));
+        if !destinations.is_empty() {
+            println!("destinations: {}", destinations.join(", "));
+        }
     }
     Ok(())
 }
