@@ -128,6 +128,31 @@ for workers in 1 2; do
   for p in "${wpids[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
 done
 
+# The same end-to-end load, 2 workers, each decided event also POSTed (signed) to one HTTP
+# destination: a local receiver that answers 204 at once.
+say "hookline: end to end, 2 workers, one HTTP destination"
+"$bin/hookline-bench" sink-server --addr 127.0.0.1:18081 --workers 1 & sink=$!; pids+=($sink)
+cp "$work/hookline.toml" "$work/hookline-dest.toml"
+cat >>"$work/hookline-dest.toml" <<TOML
+[destinations.sink]
+url = "http://127.0.0.1:18081/hooks"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+outcomes = ["applied", "unchanged", "rejected_downgrade", "rejected_terminal"]
+concurrency = 64
+TOML
+wpids=()
+for i in 1 2; do
+  HOOKLINE_CONFIG="$work/hookline-dest.toml" HOOKLINE__WORKER__ADMIN_ADDR="127.0.0.1:$((18092 + i))" \
+    "$bin/hookline-worker" >"$work/worker-dest$i.log" 2>&1 &
+  wpids+=($!); pids+=($!)
+done
+sleep 1
+load --addr 127.0.0.1:18090 --source bench --events "$e2e_events" --dup-ratio 0.3 --resources 1000 \
+  --database-url "$pg/$db" --destination sink --label "e2e-dest" >"$work/e2e-dest.json"
+echo "$(peak_rss_mib "${wpids[0]}")" >"$work/worker_rss_dest"
+for p in "${wpids[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
+kill -TERM $sink; wait $sink 2>/dev/null || true
+
 # --- report -------------------------------------------------------------------------
 python3 - "$work" "$out" "$pg_one" "$pg_batch_rows" "$ingest_rss" "$secs" "${smoke:+smoke}" <<'PY'
 import json, sys, platform, subprocess, datetime
@@ -161,6 +186,16 @@ for w in ("1", "2"):
                  f'lag {f(l["p50"])} / {f(l["p90"])} / {f(l["p99"])} / {f(l["max"])}',
                  f'{ratio(e["processed_per_s"], amqp["msgs_per_s"])}of AMQP publish',
                  f'{e["processed"]}/{e["expected"]} processed', f"worker {rss} MiB"))
+r = j("e2e-dest"); e = r["e2e"]; d = r["delivery"]; l = d["lag_ms"]
+f = lambda v: f"{v:.0f}" if v is not None else "?"
+base = j("e2e2")["e2e"]["processed_per_s"]
+rate = min(e["processed_per_s"], d["delivered_per_s"])
+rss = open(f"{work}/worker_rss_dest").read().strip()
+rows.append(("Hookline: end to end, 2 workers, + one HTTP destination (every decision POSTed, signed; receiver answers 204)",
+             f'{rate:,.0f} events/s processed and delivered' + ("" if e["complete"] and d["complete"] else " (INCOMPLETE)"),
+             f'received → delivered {f(l["p50"])} / {f(l["p90"])} / {f(l["p99"])} / {f(l["max"])}',
+             f'{ratio(rate, base)}of end to end without destinations (target ≥ 0.8×)',
+             f'{d["delivered"]}/{d["expected"]} delivered', f"worker {rss} MiB"))
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 mem = next((int(l.split()[1]) // 1024 // 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
 ver = lambda cmd: (subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip().splitlines() or ["?"])[0]
@@ -187,6 +222,8 @@ with open(out, "w") as fh:
         fh.write(analysis)
 print(open(out).read())
 # A smoke run asserts no timing, only that the pipeline lost nothing.
-if smoke and not all(j(f"e2e{w}")["e2e"]["complete"] for w in ("1", "2")):
+if smoke and not all(j(f"e2e{w}")["e2e"]["complete"] for w in ("1", "2", "-dest")):
     sys.exit("smoke: not every accepted event was processed")
+if smoke and not j("e2e-dest")["delivery"]["complete"]:
+    sys.exit("smoke: not every delivery reached the destination")
 PY

@@ -38,3 +38,35 @@ pub async fn wait_processed(
         "lag_ms": {"p50": figures.p50_ms, "p90": figures.p90_ms, "p99": figures.p99_ms, "max": figures.max_ms},
     }))
 }
+
+/// Waits until every delivery intent of run `run` to `destination` is delivered (call it
+/// once every event is decided, so the intents all exist), then reports delivered
+/// events/s (first receipt to last 2xx) and received -> delivered latency.
+pub async fn wait_delivered(
+    url: &str,
+    source: &str,
+    run: &str,
+    destination: &str,
+    wait_secs: f64,
+) -> anyhow::Result<serde_json::Value> {
+    let mut conn = hookline_db::connect(url).await?;
+    let prefix = format!("{run}-");
+    let deadline = Instant::now() + Duration::from_secs_f64(wait_secs);
+    let mut figures;
+    loop {
+        figures = hookline_db::key_prefix_delivery_figures(&mut conn, source, &prefix, destination)
+            .await?;
+        if figures.decided >= figures.stored || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let span = figures.span_s.unwrap_or(0.0);
+    Ok(json!({
+        "expected": figures.stored,
+        "delivered": figures.decided,
+        "complete": figures.decided >= figures.stored && figures.stored > 0,
+        "delivered_per_s": if span > 0.0 { figures.decided as f64 / span } else { 0.0 },
+        "lag_ms": {"p50": figures.p50_ms, "p90": figures.p90_ms, "p99": figures.p99_ms, "max": figures.max_ms},
+    }))
+}

@@ -20,3 +20,19 @@ pub fn serve(addr: &str, workers: usize) -> anyhow::Result<()> {
     })?;
     Ok(())
 }
+
+/// Serves a webhook destination that answers `204` to any `POST` at once (the end-to-end
+/// benchmark's receiver), until the process is killed.
+pub fn serve_sink(addr: &str, workers: usize) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async {
+        HttpServer::new(|| {
+            App::new()
+                .default_service(web::post().to(|| async { HttpResponse::NoContent().finish() }))
+        })
+        .workers(workers)
+        .bind(addr)?
+        .run()
+        .await
+    })?;
+    Ok(())
+}

@@ -61,6 +61,10 @@ pub struct LoadArgs {
     /// End-to-end mode: wait until every accepted event is processed in this database.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// End-to-end mode: also wait until every delivery to this destination that the
+    /// decisions committed is delivered, and report those figures.
+    #[arg(long)]
+    pub destination: Option<String>,
     /// End-to-end mode: give up waiting after this many seconds.
     #[arg(long, default_value_t = 300.0)]
     pub wait_secs: f64,
@@ -255,6 +259,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         )
         .await?;
         report["e2e"] = e2e;
+        if let Some(destination) = &args.destination {
+            report["delivery"] =
+                crate::e2e::wait_delivered(url, &args.source, &run, destination, args.wait_secs)
+                    .await?;
+        }
     }
     println!("{report}");
     eprintln!(

@@ -41,6 +41,15 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         workers: usize,
     },
+    /// Serve a webhook destination that answers 204 at once, until killed.
+    SinkServer {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:18081")]
+        addr: String,
+        /// actix worker threads.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
     /// Publish persistent messages with confirms to a fresh quorum queue.
     AmqpPublish(amqp::AmqpArgs),
 }
@@ -49,6 +58,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::HelloServer { addr, workers } => hello::serve(&addr, workers),
+        Command::SinkServer { addr, workers } => hello::serve_sink(&addr, workers),
         Command::Load(args) => runtime()?.block_on(load::run(*args)),
         Command::AmqpPublish(args) => runtime()?.block_on(amqp::run(args)),
     }

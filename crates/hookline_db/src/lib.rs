@@ -37,7 +37,8 @@ pub use events::{
 pub use models::{Event, EventHead};
 pub use ops::{
     EventSelection, KeyPrefixFigures, ReplayTarget, SourceStats, count_selected,
-    key_prefix_figures, reset_for_replay, select_for_replay, source_stats,
+    key_prefix_delivery_figures, key_prefix_figures, reset_for_replay, select_for_replay,
+    source_stats,
 };
 pub use pool::{Pool, PooledConnection, connect, create_pool, ping, run_migrations};
 pub use processing::{

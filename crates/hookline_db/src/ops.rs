@@ -266,3 +266,42 @@ pub async fn key_prefix_figures(
     .get_result(conn)
     .await?)
 }
+
+/// [`KeyPrefixFigures`] for the deliveries to `destination` of `source`'s events whose
+/// dedup key starts with `prefix`: `stored` counts the delivery intents, `decided` the
+/// delivered ones, and the span and latencies run from receipt to the destination's 2xx. Read-only.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn key_prefix_delivery_figures(
+    conn: &mut AsyncPgConnection,
+    source: &str,
+    prefix: &str,
+    destination: &str,
+) -> Result<KeyPrefixFigures, DbError> {
+    let escaped: String = prefix
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    Ok(diesel::sql_query(
+        "SELECT count(d.id) AS stored, count(d.delivered_at) AS decided, \
+           extract(epoch FROM max(d.delivered_at) - min(e.received_at))::float8 AS span_s, \
+           (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - e.received_at)) \
+              FILTER (WHERE d.delivered_at IS NOT NULL))::float8 * 1000 AS p50_ms, \
+           (percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - e.received_at)) \
+              FILTER (WHERE d.delivered_at IS NOT NULL))::float8 * 1000 AS p90_ms, \
+           (percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - e.received_at)) \
+              FILTER (WHERE d.delivered_at IS NOT NULL))::float8 * 1000 AS p99_ms, \
+           (max(extract(epoch FROM d.delivered_at - e.received_at)))::float8 * 1000 AS max_ms \
+         FROM events e LEFT JOIN deliveries d ON d.event_id = e.id AND d.destination = $3 \
+         WHERE e.source = $1 AND e.dedup_key LIKE $2",
+    )
+    .bind::<Text, _>(source)
+    .bind::<Text, _>(format!("{escaped}%"))
+    .bind::<Text, _>(destination)
+    .get_result(conn)
+    .await?)
+}
