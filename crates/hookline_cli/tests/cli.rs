@@ -71,7 +71,7 @@ fn check_config_lists_the_configured_sources_as_json_for_scripts() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         json,
-        serde_json::json!({"valid": true, "sources": ["apify"]})
+        serde_json::json!({"valid": true, "sources": ["apify"], "destinations": []})
     );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("s3cret"));
 }
