@@ -18,6 +18,7 @@ mod ops;
 mod pool;
 mod processing;
 pub mod schema;
+mod tls;
 
 pub use admin::{
     EventFilter, ResourceView, TransitionView, find_event, find_events, find_resource, force_status,

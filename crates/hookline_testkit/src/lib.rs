@@ -13,6 +13,7 @@ mod db;
 mod ingest;
 mod proxy;
 mod sign;
+mod tls;
 pub mod urls;
 mod wait;
 
@@ -28,5 +29,6 @@ pub use db::{TestDb, count, database_exists, event_state, insert_event, new_even
 pub use ingest::TestIngest;
 pub use proxy::Proxy;
 pub use sign::{apify_body, hmac_sha256_base64, hmac_sha256_hex, now_secs, sign_standard_webhooks};
+pub use tls::{TestCa, TlsProxy};
 pub use urls::{amqp_url, database_server_url, database_url};
 pub use wait::{WAIT, eventually};
