@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod admin;
+mod audit;
 mod columns;
 mod error;
 mod events;
@@ -23,6 +24,7 @@ mod tls;
 pub use admin::{
     EventFilter, ResourceView, TransitionView, find_event, find_events, find_resource, force_status,
 };
+pub use audit::{KeyAudit, key_audit};
 pub use diesel_async::AsyncPgConnection;
 pub use error::{DbError, is_retryable};
 pub use events::{
