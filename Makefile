@@ -1,6 +1,6 @@
 # Hookline: a thin index over scripts/*.sh. `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help up down test lint fmt schema-check ci services bench bench-smoke soak
+.PHONY: help up down test lint fmt schema-check ci services bench bench-smoke soak cluster-test
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ bench-smoke: ## Every benchmark step for ~1 s (CI; figures meaningless), to .run
 
 soak: ## hookline-ingest under steady load for 10 min; fails if its memory grows
 	@scripts/soak.sh
+
+cluster-test: ## 3-node RabbitMQ cluster, kill the work queue's leader under load: nothing lost (~3 min)
+	@scripts/cluster_test.sh
 
 services: ## Only make sure PostgreSQL and RabbitMQ are running
 	@scripts/ensure_services.sh

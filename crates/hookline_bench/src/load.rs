@@ -68,6 +68,10 @@ pub struct LoadArgs {
     /// End-to-end mode: give up waiting after this many seconds.
     #[arg(long, default_value_t = 300.0)]
     pub wait_secs: f64,
+    /// Write the dedup key of every request answered 200 or 202 (acknowledged: durable)
+    /// to this file, one per line, for `hookline-bench audit`.
+    #[arg(long)]
+    pub acked_out: Option<std::path::PathBuf>,
     /// A label copied into the JSON output.
     #[arg(long, default_value = "")]
     pub label: String,
@@ -142,6 +146,8 @@ struct ConnStats {
     latency_us: Histogram<u64>,
     statuses: BTreeMap<u16, u64>,
     errors: u64,
+    /// Sequence numbers answered 200/202 (kept only with --acked-out).
+    acked: Vec<u64>,
 }
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
@@ -185,12 +191,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             let generator = generator.clone();
             let stop = stop.clone();
             let addr = args.addr.clone();
+            let keep_acked = args.acked_out.is_some();
             tokio::spawn(async move {
                 let mut conn = Conn::new(&addr);
                 let mut stats = ConnStats {
                     latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
                     statuses: BTreeMap::new(),
                     errors: 0,
+                    acked: Vec::new(),
                 };
                 let mut ticker = per_conn_interval.map(|i| {
                     let mut t = tokio::time::interval(i);
@@ -210,6 +218,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                                 .latency_us
                                 .record(sent.elapsed().as_micros().max(1) as u64);
                             *stats.statuses.entry(status).or_default() += 1;
+                            if keep_acked && (status == 200 || status == 202) {
+                                stats.acked.push(seq);
+                            }
                         }
                         Err(_) => stats.errors += 1,
                     }
@@ -225,8 +236,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
     let mut errors = 0;
+    let mut acked = std::collections::BTreeSet::new();
     for task in tasks {
         let stats = task.await?;
+        acked.extend(stats.acked);
         latency.add(&stats.latency_us)?;
         for (status, n) in stats.statuses {
             *statuses.entry(status).or_default() += n;
@@ -235,6 +248,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let total: u64 = statuses.values().sum();
+    if let Some(path) = &args.acked_out {
+        // Seed events were sent before the measured run; their answers are not kept, so
+        // they are not claimed as acknowledged.
+        let mut lines = String::with_capacity(acked.len() * (run.len() + 8));
+        for seq in &acked {
+            lines.push_str(&format!("{run}-{seq}\n"));
+        }
+        std::fs::write(path, lines)?;
+    }
     let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
     let mut report = json!({
         "label": args.label,

@@ -7,10 +7,13 @@
 //!   latency (end-to-end mode).
 //! * `hello-server`: the actix-web ceiling (parse JSON, answer 202, no database).
 //! * `amqp-publish`: the RabbitMQ ceiling (persistent messages, quorum queue, confirms).
+//! * `audit`: `make cluster-test`'s verdict: acknowledged events lost, decided twice,
+//!   left unprocessed (from `load --acked-out`).
 //!
 //! Every command prints one JSON object on stdout; `scripts/bench.sh` assembles them.
 
 mod amqp;
+mod audit;
 mod e2e;
 mod hello;
 mod http;
@@ -52,6 +55,8 @@ enum Command {
     },
     /// Publish persistent messages with confirms to a fresh quorum queue.
     AmqpPublish(amqp::AmqpArgs),
+    /// Check a run's acknowledged events in PostgreSQL: none lost, none decided twice.
+    Audit(audit::AuditArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         Command::SinkServer { addr, workers } => hello::serve_sink(&addr, workers),
         Command::Load(args) => runtime()?.block_on(load::run(*args)),
         Command::AmqpPublish(args) => runtime()?.block_on(amqp::run(args)),
+        Command::Audit(args) => runtime()?.block_on(audit::run(args)),
     }
 }
 

@@ -16,7 +16,7 @@ use hookline_db::{
     reset_for_replay, select_for_replay,
 };
 use hookline_domain::EventState;
-use hookline_queue::{Broker, Envelope, Publisher, Route, Topology};
+use hookline_queue::{Broker, Envelope, Nodes, Publisher, Route, Topology};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -224,7 +224,7 @@ async fn republish(
 /// retry queues are the worker's to declare).
 async fn connect_publisher(config: &Config) -> anyhow::Result<Publisher> {
     let publisher = Publisher::new(
-        config.amqp.url.expose(),
+        nodes(config)?,
         Topology::new(config.amqp.prefix.clone()),
         Vec::new(),
         "hookline-cli",
@@ -236,12 +236,18 @@ async fn connect_publisher(config: &Config) -> anyhow::Result<Publisher> {
     Ok(publisher)
 }
 
+/// The broker's nodes as configured (`amqp.url`, `amqp.ca_file`): the first that answers
+/// is used.
+fn nodes(config: &Config) -> anyhow::Result<Nodes> {
+    Nodes::new(config.amqp.url.expose(), config.amqp.ca_pem.clone()).context("amqp.url")
+}
+
 /// Empties `{prefix}.dead`. Its messages only point at events; PostgreSQL keeps every
 /// dead event (`dead-letters list`), so nothing is lost, even for an event
 /// dead-lettered while this runs.
 async fn purge_dead_queue(config: &Config) -> anyhow::Result<u32> {
     let topology = Topology::new(config.amqp.prefix.clone());
-    let broker = Broker::connect(config.amqp.url.expose(), "hookline-cli")
+    let broker = Broker::connect(nodes(config)?, "hookline-cli")
         .await
         .context("connecting to RabbitMQ (amqp.url)")?;
     let purged = broker

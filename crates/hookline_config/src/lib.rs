@@ -8,11 +8,13 @@
 //! from the validated config; this crate knows nothing of them. Every error names the key it is about, so a bad deploy fails at start-up
 //! with a message an operator can act on.
 
+mod broker;
 mod compiled;
 mod destinations;
 mod secret;
 mod settings;
 
+pub use broker::BrokerUrls;
 pub use compiled::{CompiledSource, Sources};
 pub use destinations::{Destination, DestinationConfig};
 pub use secret::resolve_secret;

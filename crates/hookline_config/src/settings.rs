@@ -6,9 +6,9 @@ use figment::providers::{Env, Format, Toml};
 use hookline_domain::{LifecycleConfig, Secret, SourceConfig};
 use serde::Deserialize;
 
-use crate::Sources;
 use crate::destinations::DestinationConfig;
 use crate::secret::resolve_with;
+use crate::{BrokerUrls, Sources};
 
 /// Every default ([`Config::load`] merges the file and the environment over it).
 const DEFAULTS: &str = include_str!("defaults.toml");
@@ -110,9 +110,15 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpConfig {
-    /// AMQP URL, resolved (it may be written `env:NAME` or `file:/path`). A secret: it
-    /// carries the password, so `Debug` never prints it.
-    pub url: Secret,
+    /// One AMQP URL or a list of a cluster's node URLs (failover, in order), each
+    /// resolved (it may be written `env:NAME` or `file:/path`). Secrets: they carry the
+    /// password, so `Debug` never prints them.
+    pub url: BrokerUrls,
+    /// PEM file of CA certificates trusted for `amqps://`, besides the system store.
+    pub ca_file: Option<String>,
+    /// `ca_file`'s certificates, read at load.
+    #[serde(skip)]
+    pub ca_pem: Option<String>,
     /// Prefix of every exchange and queue name.
     pub prefix: String,
 }
@@ -208,7 +214,13 @@ impl Config {
         })?;
         let env = |name: &str| std::env::var(name).ok();
         config.database.url = resolve_with("database.url", &config.database.url, &env)?;
-        config.amqp.url = resolve_with("amqp.url", &config.amqp.url, &env)?;
+        config.amqp.url = config.amqp.url.resolve(&env)?;
+        config.amqp.ca_pem = config
+            .amqp
+            .ca_file
+            .as_deref()
+            .map(crate::broker::read_ca_file)
+            .transpose()?;
         config.validate_shared()?;
         let sources = Sources::compile(&config)?;
         Ok((config, sources))

@@ -13,6 +13,10 @@ pub enum DbError {
     /// Migrations could not be applied.
     #[error("migrations failed: {0}")]
     Migration(String),
+    /// `database.url` is unusable as written (an unknown `sslmode`, an unreadable
+    /// `sslrootcert`, not a PostgreSQL URL). Permanent: fix the config.
+    #[error("invalid {0}")]
+    Config(String),
 }
 
 impl DbError {
@@ -22,7 +26,7 @@ impl DbError {
         match self {
             DbError::Unavailable(_) => true,
             DbError::Query(e) => is_retryable(e),
-            DbError::Migration(_) => false,
+            DbError::Migration(_) | DbError::Config(_) => false,
         }
     }
 }

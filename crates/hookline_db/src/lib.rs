@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod admin;
+mod audit;
 mod columns;
 mod deliveries;
 mod error;
@@ -19,10 +20,12 @@ mod ops;
 mod pool;
 mod processing;
 pub mod schema;
+mod tls;
 
 pub use admin::{
     EventFilter, ResourceView, TransitionView, find_event, find_events, find_resource, force_status,
 };
+pub use audit::{KeyAudit, key_audit};
 pub use deliveries::{
     ClaimedDelivery, DeliveryFilter, DeliveryPayload, DeliveryResult, DeliveryView, NewDelivery,
     claim_deliveries, count_redrivable, enqueue_deliveries, event_deliveries, list_deliveries,

@@ -1,13 +1,16 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::{ConnectionError, sql_query};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures_util::FutureExt;
 
 use crate::DbError;
+use crate::tls::PgTarget;
 
 /// The connection pool every binary shares across its tasks.
 pub type Pool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
@@ -20,17 +23,31 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 /// replicas starting together apply each migration once.
 const MIGRATION_LOCK_KEY: i64 = 0x486f_6f6b_6c69_6e65; // "Hookline"
 
-/// Builds a pool of at most `size` connections. Connections are opened lazily, so this
+/// Builds a pool of at most `size` connections to `url` (with its `sslmode` and
+/// `sslrootcert`: see the crate's TLS notes). Connections are opened lazily, so this
 /// succeeds while the database is down; checkouts then fail fast with
 /// [`DbError::Unavailable`] and succeed again once it is back.
 ///
 /// # Errors
-/// Only if the pool settings themselves are invalid.
+/// [`DbError::Config`] if `url` is unusable (bad `sslmode`, unreadable CA file), or the
+/// pool settings themselves are invalid.
 pub fn create_pool(url: &str, size: usize) -> Result<Pool, DbError> {
+    let target = Arc::new(PgTarget::parse(url)?);
     let mut config = ManagerConfig::default();
     // A cheap liveness check on checkout: a connection killed by a database restart is
     // replaced instead of failing the next batch.
     config.recycling_method = RecyclingMethod::Verified;
+    // Every pooled connection goes through the same TLS path as `connect`.
+    config.custom_setup = Box::new(move |_url| {
+        let target = target.clone();
+        async move {
+            target
+                .connect()
+                .await
+                .map_err(|e| ConnectionError::BadConnection(e.to_string()))
+        }
+        .boxed()
+    });
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     Pool::builder(manager)
         .max_size(size.max(1))
@@ -44,14 +61,15 @@ pub fn create_pool(url: &str, size: usize) -> Result<Pool, DbError> {
         .map_err(|e| DbError::Unavailable(e.to_string()))
 }
 
-/// Opens one connection outside any pool (CLI, migrations, tests).
+/// Opens one connection outside any pool (CLI, migrations, tests), honouring the URL's
+/// `sslmode` and `sslrootcert`.
 ///
 /// # Errors
-/// [`DbError::Unavailable`] if the database cannot be reached.
+/// [`DbError::Config`] if `url` is unusable; [`DbError::Unavailable`] if the database
+/// cannot be reached or its certificate fails verification (the message says which,
+/// with the URL's password redacted).
 pub async fn connect(url: &str) -> Result<AsyncPgConnection, DbError> {
-    AsyncPgConnection::establish(url)
-        .await
-        .map_err(|e: ConnectionError| DbError::Unavailable(e.to_string()))
+    PgTarget::parse(url)?.connect().await
 }
 
 /// `SELECT 1` on a pooled connection: the readiness probe.

@@ -24,7 +24,7 @@ pub use duration::{BadDuration, HumanDuration, parse_duration};
 pub use lifecycle::{Lifecycle, LifecycleConfig, LifecycleError, Outcome};
 pub use presets::{PRESETS, UnknownPreset, preset, resolve_preset};
 pub use request::{Headers, RequestParts};
-pub use secret::Secret;
+pub use secret::{Secret, redact_url};
 pub use state::{EventState, UnknownState};
 pub use template::{
     MAX_RENDERED_BYTES, Piece, Template, TemplateError, TemplateInput, TemplateParseError,

@@ -8,7 +8,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use hookline_config::{Config, Sources};
 use hookline_db::{Pool, create_pool, ping, run_migrations};
-use hookline_queue::{Publisher, Topology};
+use hookline_queue::{Nodes, Publisher, Topology};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -75,9 +75,11 @@ impl Application {
         }
         let pool = create_pool(config.database.url.expose(), config.database.pool_size)
             .context("creating the database pool")?;
+        let nodes =
+            Nodes::new(config.amqp.url.expose(), config.amqp.ca_pem.clone()).context("amqp.url")?;
         // Ingest publishes to the work queue only: the retry queues are the worker's.
         let publisher = Arc::new(Publisher::new(
-            config.amqp.url.expose(),
+            nodes,
             Topology::new(config.amqp.prefix.clone()),
             Vec::new(),
             "hookline-ingest",

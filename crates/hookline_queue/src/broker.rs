@@ -7,8 +7,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 
-use crate::publisher::connect;
-use crate::{QueueError, Topology};
+use crate::{Nodes, QueueError, Topology};
 
 /// A message taken off a queue for good by [`Broker::get`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +26,12 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Connects as `name`.
+    /// Connects as `name` to the first of `nodes` that answers (one URL, or [`Nodes`]).
     ///
     /// # Errors
-    /// [`QueueError`] if the broker is unreachable.
-    pub async fn connect(url: &str, name: &str) -> Result<Self, QueueError> {
-        let connection = connect(url, name).await?;
+    /// [`QueueError`] if no node is reachable.
+    pub async fn connect(nodes: impl Into<Nodes>, name: &str) -> Result<Self, QueueError> {
+        let (connection, _) = nodes.into().connect(name).await?;
         let channel = connection.create_channel().await?;
         Ok(Self {
             connection,

@@ -7,8 +7,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection};
 
-use crate::publisher::connect;
-use crate::{QueueError, TRACEPARENT_HEADER, Topology};
+use crate::{Nodes, QueueError, TRACEPARENT_HEADER, Topology};
 
 /// Closing politely waits for the broker's answer; a broker that is gone must not hold
 /// up a shutdown or a reconnect.
@@ -19,26 +18,54 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Every delivery must be settled with [`Delivery::ack`], [`Delivery::nack_requeue`] or
 /// [`Delivery::reject`]; one that is not returns to the queue when the connection closes.
 pub struct Consumer {
+    nodes: Nodes,
+    /// The node this consumer is connected to.
+    node: usize,
     connection: Connection,
     channel: Channel,
     inner: lapin::Consumer,
 }
 
 impl Consumer {
-    /// Connects as `tag`, declares the topology (with one delay queue per entry of
-    /// `delays`) and starts consuming the work queue with at most `prefetch`
-    /// unacknowledged messages in flight.
+    /// Connects as `tag` to the first of `nodes` that answers (one URL, or [`Nodes`]:
+    /// after this consumer's connection is lost, the next open starts from the next
+    /// node), declares the topology (with one delay queue per entry of `delays`) and
+    /// starts consuming the work queue with at most `prefetch` unacknowledged messages in
+    /// flight.
     ///
     /// # Errors
-    /// [`QueueError`] if the broker is unreachable or refuses the declarations.
+    /// [`QueueError`] if no node is reachable or the broker refuses the declarations.
     pub async fn open(
-        url: &str,
+        nodes: impl Into<Nodes>,
         topology: &Topology,
         delays: &[Duration],
         prefetch: u16,
         tag: &str,
     ) -> Result<Self, QueueError> {
-        let connection = connect(url, tag).await?;
+        let nodes = nodes.into();
+        let (connection, node) = nodes.connect(tag).await?;
+        match Self::start(&connection, topology, delays, prefetch, tag).await {
+            Ok((channel, inner)) => Ok(Self {
+                nodes,
+                node,
+                connection,
+                channel,
+                inner,
+            }),
+            Err(e) => {
+                nodes.lost(node);
+                Err(e)
+            }
+        }
+    }
+
+    async fn start(
+        connection: &Connection,
+        topology: &Topology,
+        delays: &[Duration],
+        prefetch: u16,
+        tag: &str,
+    ) -> Result<(Channel, lapin::Consumer), QueueError> {
         let channel = connection.create_channel().await?;
         topology.declare(&channel, delays).await?;
         // Prefetch bounds what a crashed worker holds hostage (redelivered on its death)
@@ -56,20 +83,20 @@ impl Consumer {
                 FieldTable::default(),
             )
             .await?;
-        Ok(Self {
-            connection,
-            channel,
-            inner,
-        })
+        Ok((channel, inner))
     }
 
     /// The next delivery; `None` once the broker cancelled the consumer. An error means
-    /// the connection or channel is lost: reopen.
+    /// the connection or channel is lost: reopen (which then starts from the next node).
     pub async fn next(&mut self) -> Option<Result<Delivery, QueueError>> {
-        self.inner.next().await.map(|next| {
+        let next = self.inner.next().await.map(|next| {
             next.map(|inner| Delivery { inner })
                 .map_err(QueueError::from)
-        })
+        });
+        if !matches!(next, Some(Ok(_))) {
+            self.nodes.lost(self.node);
+        }
+        next
     }
 
     /// Stops new deliveries. The channel stays open, so deliveries already handed out can

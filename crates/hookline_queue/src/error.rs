@@ -1,5 +1,6 @@
-/// A broker failure. Every variant is transient from Hookline's point of view: the event
-/// is safe in PostgreSQL and will be (re)published once the broker is back.
+/// A broker failure. Every variant but [`QueueError::Config`] is transient from
+/// Hookline's point of view: the event is safe in PostgreSQL and will be (re)published
+/// once the broker is back.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// Connecting, declaring or publishing failed at the protocol or network level.
@@ -18,6 +19,10 @@ pub enum QueueError {
     /// the next call tries again.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+    /// The broker URLs are unusable as configured (none, or one that is not an AMQP
+    /// URL). Permanent: fix `amqp.url`.
+    #[error("invalid amqp.url: {0}")]
+    Config(String),
     /// A delivery could not be settled: its channel is gone (the broker redelivers the
     /// message to another consumer) or it was settled already.
     #[error("the delivery can no longer be acknowledged: its channel is closed")]

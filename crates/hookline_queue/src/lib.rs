@@ -15,6 +15,7 @@ mod broker;
 mod consumer;
 mod envelope;
 mod error;
+mod nodes;
 mod publisher;
 mod topology;
 
@@ -22,5 +23,6 @@ pub use broker::{Broker, Taken};
 pub use consumer::{Consumer, Delivery};
 pub use envelope::{BATCH_VERSION, Envelope, TRACEPARENT_HEADER, decode, encode_batch};
 pub use error::QueueError;
+pub use nodes::Nodes;
 pub use publisher::Publisher;
 pub use topology::{Route, Topology, retry_delays};

@@ -5,26 +5,16 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 
-use crate::{Envelope, QueueError, Route, TRACEPARENT_HEADER, Topology};
+use crate::{Envelope, Nodes, QueueError, Route, TRACEPARENT_HEADER, Topology};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on declaring the topology and enabling confirms on a fresh connection: a broker
 /// that accepted the connection but stopped answering must not hold the connect lock.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 /// Closing a connection found broken waits at most this long, in the background.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Opens a connection, failing within a few seconds if the broker does not answer.
-pub(crate) async fn connect(url: &str, name: &str) -> Result<Connection, QueueError> {
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties))
-        .await
-        .map_err(|_| QueueError::Timeout(CONNECT_TIMEOUT))?
-        .map_err(QueueError::from)
-}
 
 /// One message as it goes on the wire.
 struct Message<'a> {
@@ -39,13 +29,16 @@ struct Message<'a> {
 /// (persisted to the quorum queue). On any error the connection is dropped and the
 /// next call reconnects, so a broker restart needs no intervention.
 ///
+/// With several broker nodes, a connect goes to the first that answers, and the
+/// reconnect after a failure starts from the next node ([`Nodes`]).
+///
 /// Concurrent publishes share one confirm-mode channel and hold no lock while they wait:
 /// each publishes its messages and awaits its own confirms, so the confirms of
 /// concurrent batches pipeline instead of queueing behind each other. Connecting is
 /// single-flight: callers that find no connection wait for one attempt rather than each
 /// opening their own.
 pub struct Publisher {
-    url: String,
+    nodes: Nodes,
     topology: Topology,
     delays: Vec<Duration>,
     name: String,
@@ -72,6 +65,8 @@ struct Session {
     /// Which connect attempt made it: a failure marks only its own session broken, never
     /// a newer one another caller already opened.
     generation: u64,
+    /// The node it is connected to.
+    node: usize,
     connection: Arc<Connection>,
     channel: Channel,
 }
@@ -83,10 +78,16 @@ impl Session {
 }
 
 impl Publisher {
-    /// A publisher that connects on first use.
-    pub fn new(url: &str, topology: Topology, delays: Vec<Duration>, name: &str) -> Self {
+    /// A publisher to `nodes` (one URL, or [`Nodes`] for failover) that connects on
+    /// first use.
+    pub fn new(
+        nodes: impl Into<Nodes>,
+        topology: Topology,
+        delays: Vec<Duration>,
+        name: &str,
+    ) -> Self {
         Self {
-            url: url.to_string(),
+            nodes: nodes.into(),
             topology,
             delays,
             name: name.to_string(),
@@ -138,7 +139,13 @@ impl Publisher {
     }
 
     fn live_session(&self) -> Option<Session> {
-        self.state().session.clone().filter(Session::healthy)
+        let session = self.state().session.clone()?;
+        if session.healthy() {
+            return Some(session);
+        }
+        // The connection died under us (its node went away): reconnect elsewhere first.
+        self.nodes.lost(session.node);
+        None
     }
 
     /// The current session, connecting first if there is none (or it is broken).
@@ -177,7 +184,7 @@ impl Publisher {
     }
 
     async fn open(&self, generation: u64) -> Result<Session, QueueError> {
-        let connection = connect(&self.url, &self.name).await?;
+        let (connection, node) = self.nodes.connect(&self.name).await?;
         let setup = async {
             let channel = connection.create_channel().await?;
             self.topology.declare(&channel, &self.delays).await?;
@@ -190,9 +197,20 @@ impl Publisher {
         };
         let channel = tokio::time::timeout(SETUP_TIMEOUT, setup)
             .await
-            .map_err(|_| QueueError::Timeout(SETUP_TIMEOUT))??;
+            .map_err(|_| QueueError::Timeout(SETUP_TIMEOUT))
+            .and_then(|setup| setup);
+        let channel = match channel {
+            Ok(channel) => channel,
+            Err(e) => {
+                // The node answered but could not set up (it is leaving the cluster, say):
+                // the next attempt starts from another node.
+                self.nodes.lost(node);
+                return Err(e);
+            }
+        };
         Ok(Session {
             generation,
+            node,
             connection: Arc::new(connection),
             channel,
         })
@@ -209,6 +227,7 @@ impl Publisher {
             }
         };
         if let Some(session) = broken {
+            self.nodes.lost(session.node);
             // lapin channels do not recover from every failure by themselves: start from a
             // fresh connection next time.
             close_in_background(session, "publish failed");

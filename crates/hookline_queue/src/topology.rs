@@ -121,7 +121,14 @@ impl Topology {
             .await?;
 
         // Quorum: replicated and fsynced before the publisher confirm, the queue type
-        // RabbitMQ recommends when messages must not be lost.
+        // RabbitMQ recommends when messages must not be lost. The replication factor and
+        // the delivery limit are deliberately not declared here: RabbitMQ checks every
+        // declared argument for equivalence (x-quorum-initial-group-size, x-delivery-limit
+        // and x-dead-letter-exchange all fail an existing queue's redeclare with
+        // PRECONDITION_FAILED), so adding one would stop every deployment that already has
+        // these queues. The replication factor is RabbitMQ's default (3 members, one per
+        // node on a 3-node cluster: one node may die), the delivery limit an operator
+        // policy that applies to existing queues too (docs/cluster.md).
         let mut quorum = FieldTable::default();
         quorum.insert(
             "x-queue-type".into(),

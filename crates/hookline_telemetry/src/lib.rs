@@ -8,6 +8,9 @@
 //! handle the admin listeners render `/metrics` from. Metric names are declared in
 //! [`names`] so producers and dashboards agree on them.
 
+// Unit tests see the dev-dependencies too, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
+
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -62,8 +65,8 @@ mod shutdown {
 }
 
 pub use tracing_setup::{
-    TelemetryGuard, init, init_with_provider, provider_with, set_remote_parent, trace_id_of,
-    traceparent_of, tracing_enabled,
+    TelemetryGuard, init, init_with_provider, otlp_exporter, provider_with, set_remote_parent,
+    trace_id_of, traceparent_of, tracing_enabled,
 };
 
 /// How often histogram samples are folded into their buckets (bounding what they hold).

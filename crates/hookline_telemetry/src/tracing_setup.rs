@@ -37,9 +37,11 @@ pub fn tracing_enabled() -> bool {
 }
 
 /// Installs logging and, when `otlp_endpoint` (or `OTEL_EXPORTER_OTLP_ENDPOINT`) is set,
-/// OTLP/gRPC span export for `service`. `format` is `auto` (JSON unless stdout is a
-/// terminal), `json` or `pretty`; `RUST_LOG` overrides `default_level`. A second call
-/// does nothing.
+/// OTLP/gRPC span export for `service`. An `https://` endpoint is reached over TLS
+/// (rustls) trusting the system store plus the PEM file named by
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE` (the OpenTelemetry variable for a private CA).
+/// `format` is `auto` (JSON unless stdout is a terminal), `json` or `pretty`;
+/// `RUST_LOG` overrides `default_level`. A second call does nothing.
 pub fn init(
     service: &str,
     format: &str,
@@ -51,12 +53,8 @@ pub fn init(
         .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
         .filter(|e| !e.is_empty());
     let provider = endpoint.and_then(|endpoint| {
-        use opentelemetry_otlp::WithExportConfig;
-        match opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build()
-        {
+        let ca_file = std::env::var_os("OTEL_EXPORTER_OTLP_CERTIFICATE");
+        match otlp_exporter(&endpoint, ca_file.as_deref().map(std::path::Path::new)) {
             Ok(exporter) => Some(provider_with(service, |b| b.with_batch_exporter(exporter))),
             Err(e) => {
                 eprintln!("OTLP exporter could not be built ({e}); traces are not exported");
@@ -65,6 +63,32 @@ pub fn init(
         }
     });
     install(format, default_level, provider)
+}
+
+/// The OTLP/gRPC span exporter for `endpoint`. For `https://`, TLS trusts the system
+/// store and, if given, the PEM certificates in `ca_file`; `http://` stays plaintext.
+///
+/// # Errors
+/// A message naming what is wrong: an unreadable CA file, an invalid endpoint.
+pub fn otlp_exporter(
+    endpoint: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<opentelemetry_otlp::SpanExporter, String> {
+    use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+    let mut builder = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint);
+    if endpoint.starts_with("https://") {
+        // The exporter's own default for https trusts no root at all; name them.
+        let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("OTEL_EXPORTER_OTLP_CERTIFICATE {}: {e}", path.display()))?;
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        builder = builder.with_tls_config(tls);
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 /// Like [`init`] with an explicit tracer provider (tests pass one with an in-memory

@@ -72,6 +72,22 @@ prefix = "{prefix}"
     toml
 }
 
+/// `toml` (from [`config_toml`]) with `amqp.url` replaced by the node list `urls` (tried
+/// in order) and, if given, `amqp.ca_file`.
+///
+/// # Panics
+/// If `toml` does not hold [`config_toml`]'s `amqp.url` line.
+pub fn with_broker_nodes(toml: &str, urls: &[String], ca_file: Option<&std::path::Path>) -> String {
+    let line = format!("url = \"{}\"\n", amqp_url());
+    assert!(toml.contains(&line), "no amqp.url line to replace");
+    let list: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    let mut replacement = format!("url = [{}]\n", list.join(", "));
+    if let Some(path) = ca_file {
+        replacement.push_str(&format!("ca_file = \"{}\"\n", path.display()));
+    }
+    toml.replacen(&line, &replacement, 1)
+}
+
 /// Parses a config produced by [`config_toml`].
 ///
 /// # Panics

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hookline_db::{InsertResult, NewEvent, insert_events};
 use uuid::Uuid;
 
@@ -44,7 +44,7 @@ impl TestDb {
     /// If PostgreSQL is unreachable.
     pub async fn empty() -> Self {
         let name = format!("hl_test_{}", Uuid::new_v4().simple());
-        let mut admin = AsyncPgConnection::establish(&database_url("postgres"))
+        let mut admin = hookline_db::connect(&database_url("postgres"))
             .await
             .expect("PostgreSQL must be running for tests (make up / scripts/ensure_services.sh)");
         diesel::sql_query(format!("CREATE DATABASE {name}"))
@@ -68,7 +68,7 @@ impl TestDb {
     /// # Panics
     /// If it cannot connect.
     pub async fn connect(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.url)
+        hookline_db::connect(&self.url)
             .await
             .expect("connect to test database")
     }
@@ -120,9 +120,7 @@ fn drop_database(admin: &str, name: &str) -> anyhow::Result<()> {
         .context("build a runtime")?;
     runtime.block_on(async {
         tokio::time::timeout(DROP_TIMEOUT, async {
-            let mut conn = AsyncPgConnection::establish(admin)
-                .await
-                .context("connect")?;
+            let mut conn = hookline_db::connect(admin).await.context("connect")?;
             diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .execute(&mut conn)
                 .await
@@ -144,7 +142,7 @@ pub async fn database_exists(name: &str) -> anyhow::Result<bool> {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let mut conn = AsyncPgConnection::establish(&database_url("postgres")).await?;
+    let mut conn = hookline_db::connect(&database_url("postgres")).await?;
     let row: N = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
         .bind::<diesel::sql_types::Text, _>(name)
         .get_result(&mut conn)

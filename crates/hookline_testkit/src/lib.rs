@@ -14,6 +14,7 @@ mod ingest;
 mod proxy;
 mod receiver;
 mod sign;
+mod tls;
 pub mod urls;
 mod wait;
 
@@ -23,12 +24,13 @@ pub use broker::{
 };
 pub use config::{
     ADMIN_TOKEN, APIFY_SOURCE, MAX_ATTEMPTS, PLAIN_SOURCE, RETRY_BASE_MS, RETRY_CAP_MS, config,
-    config_toml, test_retry_delays,
+    config_toml, test_retry_delays, with_broker_nodes,
 };
 pub use db::{TestDb, count, database_exists, event_state, insert_event, new_event, store_event};
 pub use ingest::TestIngest;
 pub use proxy::Proxy;
 pub use receiver::{Received, Receiver, Reply};
 pub use sign::{apify_body, hmac_sha256_base64, hmac_sha256_hex, now_secs, sign_standard_webhooks};
+pub use tls::{TestCa, TlsProxy};
 pub use urls::{amqp_url, database_server_url, database_url};
 pub use wait::{WAIT, eventually};

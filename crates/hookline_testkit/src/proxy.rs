@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
@@ -13,6 +13,7 @@ pub struct Proxy {
     /// Where clients connect.
     pub addr: SocketAddr,
     up: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
     cut: broadcast::Sender<()>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -49,10 +50,12 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let up = Arc::new(AtomicBool::new(true));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let (cut, _) = broadcast::channel(1);
         let target = target.to_string();
         let accept = tokio::spawn({
             let up = up.clone();
+            let accepted = accepted.clone();
             let cut = cut.clone();
             async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
@@ -60,6 +63,7 @@ impl Proxy {
                         drop(inbound); // refused: connection closed at once
                         continue;
                     }
+                    accepted.fetch_add(1, Ordering::SeqCst);
                     let target = target.clone();
                     let mut cut_rx = cut.subscribe();
                     tokio::spawn(async move {
@@ -77,9 +81,16 @@ impl Proxy {
         Self {
             addr,
             up,
+            accepted,
             cut,
             accept,
         }
+    }
+
+    /// Connections forwarded so far (refused ones not counted): which of several
+    /// proxies a client went to.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Cuts every open connection and refuses new ones.

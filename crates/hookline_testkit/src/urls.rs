@@ -76,6 +76,7 @@ pub fn host_port(url: &str) -> String {
     let port = parsed.port().unwrap_or_else(|| match parsed.scheme() {
         "postgres" | "postgresql" => 5432,
         "amqp" => 5672,
+        "amqps" => 5671,
         other => panic!("{url}: no port and no default for {other}"),
     });
     format!("{host}:{port}")

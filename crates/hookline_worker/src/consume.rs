@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use hookline_db::{DbError, Pool, record_attempt_failure};
-use hookline_queue::{Consumer, Delivery, Envelope, Publisher, Route, Topology, decode};
+use hookline_queue::{Consumer, Delivery, Envelope, Nodes, Publisher, Route, Topology, decode};
 use hookline_telemetry::names;
 use hookline_telemetry::{set_remote_parent, trace_id_of};
 use tokio::sync::{Semaphore, watch};
@@ -37,7 +37,8 @@ pub(crate) struct Shared {
 
 /// Where and how to consume.
 pub(crate) struct ConsumerSettings {
-    pub url: String,
+    /// The broker's nodes (failover in order).
+    pub nodes: Nodes,
     pub topology: Topology,
     pub concurrency: usize,
     pub tag: String,
@@ -71,7 +72,7 @@ pub(crate) async fn run(
         }
         let opened = tokio::select! {
             opened = Consumer::open(
-                &settings.url,
+                &settings.nodes,
                 &settings.topology,
                 shared.policy.delays(),
                 prefetch,

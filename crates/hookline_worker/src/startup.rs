@@ -6,7 +6,7 @@ use anyhow::Context;
 use hookline_config::{Config, Sources};
 use hookline_db::{create_pool, run_migrations};
 use hookline_domain::Outcome;
-use hookline_queue::{Publisher, Topology};
+use hookline_queue::{Nodes, Publisher, Topology};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -101,8 +101,12 @@ impl Worker {
             .context("creating the database pool")?;
         let policy = RetryPolicy::from_config(&config.worker);
         let topology = Topology::new(config.amqp.prefix.clone());
+        // One Nodes for the retry publisher and the consumer: whichever finds a node dead
+        // first spares the other the wait on it.
+        let nodes =
+            Nodes::new(config.amqp.url.expose(), config.amqp.ca_pem.clone()).context("amqp.url")?;
         let publisher = Arc::new(Publisher::new(
-            config.amqp.url.expose(),
+            nodes.clone(),
             topology.clone(),
             policy.delays().to_vec(),
             "hookline-worker-retry",
@@ -143,7 +147,7 @@ impl Worker {
                 policy,
             }),
             settings: ConsumerSettings {
-                url: config.amqp.url.expose().to_string(),
+                nodes,
                 topology,
                 concurrency,
                 tag: format!("hookline-worker-{}", uuid::Uuid::new_v4().simple()),
