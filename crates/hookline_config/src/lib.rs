@@ -9,6 +9,7 @@
 //! with a message an operator can act on.
 
 mod compiled;
+mod redact;
 mod secret;
 mod settings;
 

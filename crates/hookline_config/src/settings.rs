@@ -193,17 +193,13 @@ impl Config {
     }
 
     fn from_figment(figment: Figment) -> Result<(Config, Sources), ConfigError> {
-        let mut config: Config = figment.extract().map_err(|e| {
-            ConfigError::Load(
-                e.into_iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(crate::redact::describe(e)))?;
         let env = |name: &str| std::env::var(name).ok();
         config.database.url = resolve_with("database.url", &config.database.url, &env)?;
         config.amqp.url = resolve_with("amqp.url", &config.amqp.url, &env)?;
+        crate::redact::check_amqp_url("amqp.url", &config.amqp.url)?;
         config.validate_shared()?;
         let sources = Sources::compile(&config)?;
         Ok((config, sources))
