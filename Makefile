@@ -3,7 +3,7 @@
 .PHONY: help up down test lint fmt schema-check ci services bench bench-smoke soak cluster-test
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 up: ## Start PostgreSQL, RabbitMQ, hookline-ingest and hookline-worker locally (logs in .run/)
 	@scripts/up.sh
@@ -40,3 +40,7 @@ services: ## Only make sure PostgreSQL and RabbitMQ are running
 	@scripts/ensure_services.sh
 
 ci: lint schema-check test ## What CI runs
+
+.PHONY: k8s-check
+k8s-check: ## Render deploy/k8s (kustomize) and validate every manifest against the Kubernetes schemas
+	@scripts/k8s_check.sh

@@ -1,6 +1,6 @@
 //! `amqp.url` (one broker URL or a list of a cluster's nodes) and `amqp.ca_file`.
 
-use hookline_domain::{Secret, redact_url};
+use hookline_domain::Secret;
 use serde::{Deserialize, Deserializer};
 
 use crate::ConfigError;
@@ -58,7 +58,9 @@ impl BrokerUrls {
                 if !(text.starts_with("amqp://") || text.starts_with("amqps://")) {
                     return Err(ConfigError::invalid(
                         key(i),
-                        format!("{} is not an amqp:// or amqps:// URL", redact_url(text)),
+                        // Not even the redacted URL: one that does not parse may hide
+                        // its password where redaction cannot find it.
+                        "expected amqp://user:password@host:port/vhost (or amqps://)",
                     ));
                 }
                 Ok(url)

@@ -11,6 +11,7 @@
 mod broker;
 mod compiled;
 mod destinations;
+mod redact;
 mod secret;
 mod settings;
 

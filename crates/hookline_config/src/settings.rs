@@ -204,14 +204,9 @@ impl Config {
     }
 
     fn from_figment(figment: Figment) -> Result<(Config, Sources), ConfigError> {
-        let mut config: Config = figment.extract().map_err(|e| {
-            ConfigError::Load(
-                e.into_iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(crate::redact::describe(e)))?;
         let env = |name: &str| std::env::var(name).ok();
         config.database.url = resolve_with("database.url", &config.database.url, &env)?;
         config.amqp.url = config.amqp.url.resolve(&env)?;
@@ -221,6 +216,15 @@ impl Config {
             .as_deref()
             .map(crate::broker::read_ca_file)
             .transpose()?;
+        let nodes = config.amqp.url.expose();
+        for (i, node) in nodes.iter().enumerate() {
+            let key = if nodes.len() == 1 {
+                "amqp.url".to_string()
+            } else {
+                format!("amqp.url[{i}]")
+            };
+            crate::redact::check_amqp_url(&key, &Secret::new(*node))?;
+        }
         config.validate_shared()?;
         let sources = Sources::compile(&config)?;
         Ok((config, sources))

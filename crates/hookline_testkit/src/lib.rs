@@ -7,6 +7,7 @@
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`); every URL and proxy a test uses derives from
 //! those two. Isolation comes from names, not mocks.
 
+mod bin;
 mod broker;
 mod config;
 mod db;
@@ -18,6 +19,7 @@ mod tls;
 pub mod urls;
 mod wait;
 
+pub use bin::binary;
 pub use broker::{
     amqp_prefix, broker, dead_letter, delete_broker_state, drain, publisher, ready_messages,
     test_publisher,
