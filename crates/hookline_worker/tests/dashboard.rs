@@ -207,7 +207,17 @@ async fn every_metric_the_grafana_dashboard_queries_is_exposed() {
     let db = TestDb::new().await;
     common::fail_processing_transiently(&db, Some("run-doomed")).await;
     let prefix = amqp_prefix();
-    let toml = config_toml(&db.url, &prefix, APIFY_SOURCE);
+    // A destination too, so the delivery series exist.
+    let receiver = hookline_testkit::Receiver::start().await;
+    let toml = config_toml(
+        &db.url,
+        &prefix,
+        &format!(
+            "{APIFY_SOURCE}\n[destinations.sink]\nurl = \"{}\"\n\
+             secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n",
+            receiver.url("/")
+        ),
+    );
     let ingest = TestIngest::spawn(&toml).await;
     let worker = TestWorker::spawn(&toml).await;
     let mut orphan = new_event("apify", "orphan");
@@ -251,7 +261,8 @@ async fn every_metric_the_grafana_dashboard_queries_is_exposed() {
             names.extend(scraped_names(&worker.await?));
             // Wait for the slowest: the dead letter and the relay's republish.
             (names.contains("hookline_worker_dead_lettered_total")
-                && names.contains("hookline_outbox_republished_total"))
+                && names.contains("hookline_outbox_republished_total")
+                && names.contains("hookline_deliveries_lag_seconds_bucket"))
             .then_some(names)
         }
     })
