@@ -16,5 +16,5 @@ pub use compiled::{CompiledSource, Sources};
 pub use secret::resolve_secret;
 pub use settings::{
     AdminConfig, AmqpConfig, Config, ConfigError, DatabaseConfig, HttpConfig, IngestConfig,
-    TelemetryConfig, WorkerConfig,
+    RetentionConfig, TelemetryConfig, WorkerConfig,
 };

@@ -13,6 +13,7 @@ pub mod form;
 mod lifecycle;
 mod presets;
 mod request;
+mod retention;
 mod secret;
 mod state;
 mod template;
@@ -22,6 +23,7 @@ pub use duration::{BadDuration, HumanDuration, parse_duration};
 pub use lifecycle::{Lifecycle, LifecycleConfig, LifecycleError, Outcome};
 pub use presets::{PRESETS, UnknownPreset, preset, resolve_preset};
 pub use request::{Headers, RequestParts};
+pub use retention::{Retention, RetentionError, RetentionField, RetentionPolicy};
 pub use secret::Secret;
 pub use state::{EventState, UnknownState};
 pub use template::{
