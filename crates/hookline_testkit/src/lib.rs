@@ -24,7 +24,10 @@ pub use config::{
     ADMIN_TOKEN, APIFY_SOURCE, MAX_ATTEMPTS, PLAIN_SOURCE, RETRY_BASE_MS, RETRY_CAP_MS, config,
     config_toml, test_retry_delays,
 };
-pub use db::{TestDb, count, database_exists, event_state, insert_event, new_event, store_event};
+pub use db::{
+    DEFAULT_DEDUP_HORIZON, TestDb, count, database_exists, event_state, insert_event, new_event,
+    store_event,
+};
 pub use ingest::TestIngest;
 pub use proxy::Proxy;
 pub use sign::{apify_body, hmac_sha256_base64, hmac_sha256_hex, now_secs, sign_standard_webhooks};
