@@ -12,6 +12,7 @@ mod output;
 mod progress;
 mod replay;
 mod resources;
+mod retention;
 mod stats;
 
 use std::process::ExitCode;
@@ -21,7 +22,7 @@ use clap::Parser;
 use hookline_config::{Config, Sources};
 use hookline_db::AsyncPgConnection;
 
-use args::{Cli, Command, DeadLettersCommand, EventsCommand, ResourcesCommand};
+use args::{Cli, Command, DeadLettersCommand, EventsCommand, ResourcesCommand, RetentionCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -64,6 +65,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DeadLetters(DeadLettersCommand::Redrive(a)) => {
             let plan = replay::Plan::redrive(&a)?;
             replay::run(&mut db(&config).await?, &config, &plan, json).await
+        }
+        Command::Retention(RetentionCommand::Run(a)) => {
+            let policy = config.retention_policy(&sources);
+            retention::run(&mut db(&config).await?, &policy, &a, json).await
+        }
+        Command::Retention(RetentionCommand::Status(a)) => {
+            retention::status(&mut db(&config).await?, &a, json).await
         }
     }
 }

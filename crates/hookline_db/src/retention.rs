@@ -49,8 +49,10 @@ pub const SWITCH_LOCK_TIMEOUT: &str = "500ms";
 /// inserts, but may wait on another DDL or a long transaction).
 const LOCK_TIMEOUT: &str = "5s";
 
-/// Arbitrary but fixed, and not the migration lock: one maintenance runner at a time.
-const MAINTENANCE_LOCK_KEY: i64 = 0x486f_6f6b_5265_746e; // "HookRetn"
+/// The session advisory lock a maintenance pass holds (arbitrary but fixed, not the
+/// migration lock): one runner at a time. `pg_locks` shows its holder (`locktype =
+/// 'advisory'`, `objid` its low 32 bits).
+pub const MAINTENANCE_LOCK_KEY: i64 = 0x486f_6f6b_5265_746e; // "HookRetn"
 
 /// A table partitioned in daily ranges.
 struct DailyTable {

@@ -27,3 +27,20 @@ pub const WORKER_RETRIES: &str = "hookline_worker_retries_total";
 pub const WORKER_DEAD: &str = "hookline_worker_dead_lettered_total";
 /// Histogram of received -> processed latency, label `source`.
 pub const WORKER_LAG: &str = "hookline_worker_processing_lag_seconds";
+/// Gauge, label `table`: live rows of a retention-managed table (PostgreSQL's estimate),
+/// as of the last maintenance pass.
+pub const RETENTION_TABLE_ROWS: &str = "hookline_retention_table_rows";
+/// Gauge, label `table`: bytes on disk of a table, indexes and TOAST included.
+pub const RETENTION_TABLE_BYTES: &str = "hookline_retention_table_bytes";
+/// Gauge, label `table`: attached partitions of a table.
+pub const RETENTION_TABLE_PARTITIONS: &str = "hookline_retention_table_partitions";
+/// Gauge: when the last maintenance pass this process ran finished (unix seconds).
+pub const RETENTION_LAST_RUN: &str = "hookline_retention_last_run_timestamp_seconds";
+/// Gauge: how long the last maintenance pass this process ran took.
+pub const RETENTION_LAST_RUN_DURATION: &str = "hookline_retention_last_run_duration_seconds";
+/// Counter, label `result` (ran, skipped: another runner held the lock, error).
+pub const RETENTION_RUNS: &str = "hookline_retention_runs_total";
+/// Counter, label `table`: rows deleted by batched prunes.
+pub const RETENTION_PRUNED_ROWS: &str = "hookline_retention_pruned_rows_total";
+/// Counter: partitions (and key generations) dropped whole.
+pub const RETENTION_DROPPED_PARTITIONS: &str = "hookline_retention_dropped_partitions_total";
