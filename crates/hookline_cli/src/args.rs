@@ -41,6 +41,9 @@ pub enum Command {
     /// HTTP deliveries of decided events to `[destinations.*]`.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+    /// Data lifecycle: run a maintenance pass now, or see what is stored.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
 }
 
 /// `hookline deliveries …`
@@ -88,6 +91,36 @@ pub struct DeliveryRedriveArgs {
     /// Rows per statement.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub batch_size: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// One maintenance pass now, as hookline-ingest runs every retention.interval: create
+    /// partitions ahead, switch the dedup key generation when due, drop expired partitions
+    /// whole, prune shorter per-source retention in small batches. One runner at a time:
+    /// if another holds the lock, says so and exits 1.
+    Run(RetentionRunArgs),
+    /// Per table: partitions, rows, bytes on disk and the oldest row; the current dedup
+    /// key generation.
+    Status(RetentionStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionRunArgs {
+    /// Report what the pass would do without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rows per batched delete (each batch is its own short transaction).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub batch_size: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionStatusArgs {
+    /// Count rows exactly (a full scan of every table: slow when they are large)
+    /// instead of PostgreSQL's estimate.
+    #[arg(long)]
+    pub exact: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -89,7 +89,7 @@ pub async fn show(
         output::print_json(&full_json(&event));
         return Ok(());
     }
-    output::print_fields(&[
+    let mut fields = vec![
         ("id", event.id.to_string()),
         ("source", event.source.clone()),
         ("dedup key", event.dedup_key.clone()),
@@ -107,7 +107,17 @@ pub async fn show(
                 .filter(|q| !q.is_empty())
                 .map(String::as_str)),
         ),
-    ]);
+    ];
+    if event.payload_pruned {
+        fields.push((
+            "payload",
+            "pruned by retention (retention.payload): body, headers and query are gone".into(),
+        ));
+    }
+    output::print_fields(&fields);
+    if event.payload_pruned {
+        return Ok(());
+    }
     println!("headers:");
     for header in event.headers.as_array().into_iter().flatten() {
         let name = header["name"].as_str().unwrap_or("?");
@@ -207,6 +217,7 @@ fn summary_json(e: &Event) -> Value {
         "last_error": e.last_error,
         "received_at": rfc3339(e.received_at),
         "processed_at": opt_rfc3339(e.processed_at),
+        "payload_pruned": e.payload_pruned,
     })
 }
 
@@ -215,6 +226,12 @@ fn summary_json(e: &Event) -> Value {
 fn full_json(e: &Event) -> Value {
     let mut value = summary_json(e);
     value["traceparent"] = json!(e.traceparent);
+    if e.payload_pruned {
+        // Nothing to show: retention pruned body, headers and query.
+        value["query"] = Value::Null;
+        value["headers"] = Value::Null;
+        return value;
+    }
     value["query"] = json!(e.query);
     value["headers"] = e.headers.clone();
     match std::str::from_utf8(&e.body) {

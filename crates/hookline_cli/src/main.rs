@@ -13,6 +13,7 @@ mod output;
 mod progress;
 mod replay;
 mod resources;
+mod retention;
 mod stats;
 
 use std::process::ExitCode;
@@ -22,7 +23,10 @@ use clap::Parser;
 use hookline_config::{Config, Sources};
 use hookline_db::AsyncPgConnection;
 
-use args::{Cli, Command, DeadLettersCommand, DeliveriesCommand, EventsCommand, ResourcesCommand};
+use args::{
+    Cli, Command, DeadLettersCommand, DeliveriesCommand, EventsCommand, ResourcesCommand,
+    RetentionCommand,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -72,6 +76,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deliveries(DeliveriesCommand::Redrive(a)) => {
             let names: Vec<String> = config.destinations.keys().cloned().collect();
             deliveries::redrive(&mut db(&config).await?, &names, &a, json).await
+        }
+        Command::Retention(RetentionCommand::Run(a)) => {
+            let policy = config.retention_policy(&sources);
+            retention::run(&mut db(&config).await?, &policy, &a, json).await
+        }
+        Command::Retention(RetentionCommand::Status(a)) => {
+            retention::status(&mut db(&config).await?, &a, json).await
         }
     }
 }

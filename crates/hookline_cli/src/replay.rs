@@ -114,6 +114,9 @@ pub struct Summary {
     /// Events not republished because they are final (processed; failed or dead
     /// without `--reset`): a worker would only acknowledge them.
     skipped: u64,
+    /// Events not republished because retention pruned their payload: they cannot be
+    /// replayed (a worker or destination would get an empty body).
+    pruned: u64,
     /// Messages purged from the dead-letter queue, when asked.
     purged: Option<u32>,
     /// Nothing was published or changed.
@@ -132,10 +135,17 @@ pub async fn run(
     json: bool,
 ) -> anyhow::Result<()> {
     for id in &plan.selection.ids {
-        find_event(conn, *id)
+        let event = find_event(conn, *id)
             .await
             .context("reading the event")?
             .ok_or_else(|| anyhow!("no event {id}"))?;
+        if event.payload_pruned {
+            bail!(
+                "event {id} cannot be replayed: retention pruned its payload (body, headers \
+                 and query; retention.payload), and a worker or destination would get an empty \
+                 body. Its keys, state and result remain: hookline events show {id}"
+            );
+        }
     }
     let publisher = if plan.dry_run {
         None
@@ -159,8 +169,11 @@ pub async fn run(
         after = Some(last.id);
         let (chosen, skipped): (Vec<&ReplayTarget>, Vec<&ReplayTarget>) =
             batch.iter().partition(|t| plan.republishes(t.state));
+        let (pruned, chosen): (Vec<&ReplayTarget>, Vec<&ReplayTarget>) =
+            chosen.into_iter().partition(|t| t.payload_pruned);
         summary.selected += batch.len() as u64;
         summary.skipped += skipped.len() as u64;
+        summary.pruned += pruned.len() as u64;
         if !chosen.is_empty() {
             let ids: Vec<Uuid> = chosen.iter().map(|t| t.id).collect();
             let reset = match &publisher {
@@ -277,6 +290,13 @@ fn print_summary(plan: &Plan, summary: &Summary, json: bool) {
     );
     if summary.skipped > 0 && !plan.reset {
         println!("processed events are never re-run; re-run failed and dead ones with --reset");
+    }
+    if summary.pruned > 0 {
+        println!(
+            "{} not replayed: retention pruned their payload (retention.payload), so a worker \
+             would get an empty body; their keys, states and results remain",
+            events(summary.pruned)
+        );
     }
     match summary.purged {
         Some(purged) => println!("purged {purged} messages from the dead-letter queue"),

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hookline_domain::{Lifecycle, Secret, SourceConfig, Template, resolve_preset};
+use hookline_domain::{Lifecycle, Retention, Secret, SourceConfig, Template, resolve_preset};
 
 use crate::{Config, ConfigError, resolve_secret};
 
@@ -22,6 +22,8 @@ pub struct CompiledSource {
     pub status: Option<Template>,
     /// The lifecycle ordering statuses, if the source tracks resources.
     pub lifecycle: Option<Arc<Lifecycle>>,
+    /// `[retention]` with this source's overrides applied, checked.
+    pub retention: Retention,
 }
 
 /// Every configured source by name.
@@ -112,6 +114,7 @@ impl Sources {
                     ));
                 }
             };
+            let retention = source_retention(config, name, &resolved)?;
             sources.insert(
                 name.clone(),
                 Arc::new(CompiledSource {
@@ -121,11 +124,52 @@ impl Sources {
                     resource_key,
                     status,
                     lifecycle,
+                    retention,
                 }),
             );
         }
         Ok(Sources(sources))
     }
+}
+
+/// `[retention]` with the source's `dedup_horizon`, `payload` and `events` applied; an
+/// inconsistent result names the source's key when the source set it, the default's
+/// otherwise.
+fn source_retention(
+    config: &Config,
+    name: &str,
+    source: &SourceConfig,
+) -> Result<Retention, ConfigError> {
+    let default = config.retention.default_retention();
+    let pick = |value: Option<hookline_domain::HumanDuration>, fallback| {
+        value.map_or(fallback, hookline_domain::HumanDuration::get)
+    };
+    let retention = Retention {
+        dedup_horizon: pick(source.dedup_horizon, default.dedup_horizon),
+        payload: pick(source.payload, default.payload),
+        events: pick(source.events, default.events),
+    };
+    retention.check().map_err(|e| {
+        use hookline_domain::RetentionField as F;
+        let overridden = |field: F| match field {
+            F::DedupHorizon => source.dedup_horizon.is_some(),
+            F::Payload => source.payload.is_some(),
+            F::Events => source.events.is_some(),
+        };
+        // payload/horizon vs events: name whichever of the two this source set.
+        let field = if overridden(e.field()) || !overridden(F::Events) {
+            e.field()
+        } else {
+            F::Events
+        };
+        let key = if overridden(field) {
+            format!("sources.{name}.{}", field.key())
+        } else {
+            format!("retention.{}", field.key())
+        };
+        ConfigError::invalid(key, e.to_string())
+    })?;
+    Ok(retention)
 }
 
 impl CompiledSource {

@@ -21,5 +21,5 @@ pub use destinations::{Destination, DestinationConfig};
 pub use secret::resolve_secret;
 pub use settings::{
     AdminConfig, AmqpConfig, Config, ConfigError, DatabaseConfig, HttpConfig, IngestConfig,
-    TelemetryConfig, WorkerConfig,
+    RetentionConfig, TelemetryConfig, WorkerConfig,
 };

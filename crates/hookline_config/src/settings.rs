@@ -3,7 +3,9 @@ use std::path::Path;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use hookline_domain::{LifecycleConfig, Secret, SourceConfig};
+use hookline_domain::{
+    HumanDuration, LifecycleConfig, Retention, RetentionPolicy, Secret, SourceConfig,
+};
 use serde::Deserialize;
 
 use crate::destinations::DestinationConfig;
@@ -57,6 +59,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Logs and traces.
     pub telemetry: TelemetryConfig,
+    /// How long stored work is kept, and how often maintenance prunes it.
+    pub retention: RetentionConfig,
     /// Webhook sources by path name.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
@@ -169,6 +173,32 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
 }
 
+/// `[retention]`: the defaults of the per-source keys (`[sources.X]` may set each of
+/// the first three) and the maintenance interval.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// A key is answered as a duplicate for at least this long after its first receipt.
+    pub dedup_horizon: HumanDuration,
+    /// Raw body, headers and query string are kept this long, then pruned.
+    pub payload: HumanDuration,
+    /// Event rows and transitions are kept this long.
+    pub events: HumanDuration,
+    /// How often the maintenance pass runs (in `hookline-ingest`, one runner at a time).
+    pub interval: HumanDuration,
+}
+
+impl RetentionConfig {
+    /// The default [`Retention`] (sources without overrides).
+    pub fn default_retention(&self) -> Retention {
+        Retention {
+            dedup_horizon: self.dedup_horizon.get(),
+            payload: self.payload.get(),
+            events: self.events.get(),
+        }
+    }
+}
+
 impl Config {
     /// Loads `HOOKLINE_CONFIG` (default `config/hookline.toml`) over the defaults, with
     /// environment overrides; resolves the database and broker URLs (every binary needs
@@ -245,8 +275,31 @@ impl Config {
         Ok(Some(token))
     }
 
+    /// Every source's retention ([`crate::CompiledSource::retention`]) and the default:
+    /// what the maintenance pass prunes by.
+    pub fn retention_policy(&self, sources: &Sources) -> RetentionPolicy {
+        let default = self.retention.default_retention();
+        RetentionPolicy {
+            default,
+            overrides: sources
+                .iter()
+                .filter(|s| s.retention != default)
+                .map(|s| (s.name.clone(), s.retention))
+                .collect(),
+        }
+    }
+
     fn validate_shared(&self) -> Result<(), ConfigError> {
         positive(&[("database.pool_size", self.database.pool_size as u64)])?;
+        self.retention.default_retention().check().map_err(|e| {
+            ConfigError::invalid(format!("retention.{}", e.field().key()), e.to_string())
+        })?;
+        if self.retention.interval.get() < std::time::Duration::from_secs(1) {
+            return Err(ConfigError::invalid(
+                "retention.interval",
+                "must be at least 1s",
+            ));
+        }
         if !self
             .amqp
             .prefix
@@ -463,6 +516,26 @@ mod tests {
                 "sources.x.lifecycle",
             ),
             ("[lifecycles.l]\nranks = []", "lifecycles.l"),
+            ("[retention]\npayload = \"31d\"", "retention.payload"),
+            (
+                "[retention]\ndedup_horizon = \"31d\"",
+                "retention.dedup_horizon",
+            ),
+            ("[retention]\nevents = \"1d\"", "retention.payload"),
+            ("[retention]\nevents = \"30 days\"", "retention.events"),
+            ("[retention]\ninterval = \"0s\"", "retention.interval"),
+            (
+                "[sources.x]\nverifier=\"token\"\nsecrets=[\"a\"]\ndedup_key=\"{json:/id}\"\npayload=\"31d\"",
+                "sources.x.payload",
+            ),
+            (
+                "[sources.x]\nverifier=\"token\"\nsecrets=[\"a\"]\ndedup_key=\"{json:/id}\"\nevents=\"3d\"",
+                "sources.x.events",
+            ),
+            (
+                "[sources.x]\nverifier=\"token\"\nsecrets=[\"a\"]\ndedup_key=\"{json:/id}\"\ndedup_horizon=\"0s\"",
+                "sources.x.dedup_horizon",
+            ),
         ] {
             let err = check_all(toml).unwrap_err().to_string();
             assert!(
@@ -470,6 +543,33 @@ mod tests {
                 "{toml:?} gave {err:?}, expected it to name {key}"
             );
         }
+    }
+
+    #[test]
+    fn retention_defaults_apply_to_every_source_and_overrides_to_theirs() {
+        let (config, sources) = Config::from_toml(&format!(
+            "{MINIMAL}\n[sources.stripe]\npreset = \"stripe\"\nsecrets = [\"whsec_x\"]\n\
+             dedup_horizon = \"3d\"\npayload = \"12h\"\n"
+        ))
+        .unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        let default = Retention {
+            dedup_horizon: 7 * day,
+            payload: 7 * day,
+            events: 30 * day,
+        };
+        assert_eq!(config.retention.interval.get(), day / 24);
+        assert_eq!(sources.get("apify").unwrap().retention, default);
+        let stripe = Retention {
+            dedup_horizon: 3 * day,
+            payload: day / 2,
+            events: 30 * day,
+        };
+        assert_eq!(sources.get("stripe").unwrap().retention, stripe);
+        let policy = config.retention_policy(&sources);
+        assert_eq!(policy.default, default);
+        assert_eq!(policy.overrides.len(), 1, "only sources that differ");
+        assert_eq!(policy.for_source("stripe"), stripe);
     }
 
     #[test]

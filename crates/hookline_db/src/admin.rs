@@ -68,6 +68,20 @@ pub async fn find_events(
     }
     if let Some(key) = &filter.dedup_key {
         query = query.filter(events::dedup_key.eq(key));
+        if let Some(source) = &filter.source {
+            // Events have no index on their key: the key table points at them (every
+            // receipt of the key, also those after an earlier horizon).
+            query = query.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "events.id IN (SELECT unnest(array_append(k.earlier_event_ids, k.event_id)) \
+                     FROM dedup_keys k WHERE k.source = ",
+                )
+                .bind::<diesel::sql_types::Text, _>(source)
+                .sql(" AND k.dedup_key = ")
+                .bind::<diesel::sql_types::Text, _>(key)
+                .sql(")"),
+            );
+        }
     }
     if let Some(state) = &filter.state {
         query = in_state(query, *state);

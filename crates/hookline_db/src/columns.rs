@@ -81,6 +81,26 @@ pub(crate) fn reported_state() -> ReportedState {
     ))
 }
 
+/// The SQL types of [`payload`] and [`payload_pruned`].
+pub type PayloadColumn<ST> = SqlLiteral<ST>;
+
+/// One column of an event's payload (`headers`, `query` or `body` of `event_payloads`),
+/// or `empty` once the payload is pruned. Usable in `SELECT` on any query over `events`.
+pub(crate) fn payload<ST: diesel::sql_types::SingleValue>(
+    column: &str,
+    empty: &str,
+) -> PayloadColumn<ST> {
+    sql::<ST>(&format!(
+        "coalesce((SELECT p.{column} FROM event_payloads p WHERE p.id = events.id), {empty})"
+    ))
+}
+
+/// Whether an event's payload (body, headers, query) was pruned by retention: its row in
+/// `event_payloads` is gone while the event row stays. Usable on any query over `events`.
+pub(crate) fn payload_pruned() -> PayloadColumn<diesel::sql_types::Bool> {
+    sql("NOT EXISTS (SELECT 1 FROM event_payloads p WHERE p.id = events.id)")
+}
+
 /// Whether the reported state `state` differs from the stored one for some rows (only the
 /// outbox-derived ones do): filters on the others can use the plain column and its index.
 pub(crate) fn is_derived(state: EventState) -> bool {

@@ -109,7 +109,8 @@ pub struct ClaimedDelivery {
     /// This attempt's number (1 for the first). [`settle_deliveries`] only records a
     /// result for the attempt that still holds the lease.
     pub attempt: i32,
-    /// The event's payload; `None` when the event row is gone (retention).
+    /// The event's payload; `None` when it is gone (retention pruned the payload or
+    /// dropped the event).
     pub payload: Option<DeliveryPayload>,
 }
 
@@ -161,8 +162,9 @@ pub async fn claim_deliveries(
                FOR UPDATE SKIP LOCKED)) \
            RETURNING d.id, d.event_id, d.source, d.resource_key, d.status, d.outcome, d.attempts) \
          SELECT c.id, c.event_id, c.source, c.resource_key, c.status, c.outcome, c.attempts, \
-                e.headers, e.body, e.traceparent, e.received_at \
+                p.headers, p.body, e.traceparent, e.received_at \
            FROM claimed c LEFT JOIN events e ON e.id = c.event_id \
+                LEFT JOIN event_payloads p ON p.id = c.event_id \
           ORDER BY c.id",
     )
     .bind::<Text, _>(destination)

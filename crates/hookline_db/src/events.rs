@@ -1,6 +1,9 @@
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
 use base64::Engine;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bytea, Jsonb, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bytea, Jsonb, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hookline_domain::Headers;
 use time::OffsetDateTime;
@@ -30,6 +33,9 @@ pub struct NewEvent {
     pub body: Vec<u8>,
     /// W3C traceparent of the ingest request.
     pub traceparent: Option<String>,
+    /// The source's `dedup_horizon`: an earlier event with this key counts only if it was
+    /// first received less than this long ago.
+    pub dedup_horizon: Duration,
 }
 
 impl NewEvent {
@@ -55,9 +61,13 @@ impl NewEvent {
 pub struct InsertResult {
     /// The stored event's id: this row's own id if it was new, the first one's otherwise.
     pub event_id: Uuid,
-    /// True if an event with the same `(source, dedup_key)` already existed (or came
-    /// earlier in the same batch).
+    /// True if an event with the same `(source, dedup_key)` was first received within the
+    /// horizon (or came earlier in the same batch).
     pub duplicate: bool,
+    /// How much longer the key stays a duplicate of `event_id`, counted from before the
+    /// insert was sent (so never longer than the database will answer it): the horizon
+    /// for a new event, what is left of it for a duplicate.
+    pub expires_in: Duration,
 }
 
 #[derive(QueryableByName)]
@@ -67,27 +77,50 @@ struct InsertedId {
 }
 
 #[derive(QueryableByName)]
-struct ExistingKey {
+struct LiveKey {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
-    id: Uuid,
+    event_id: Uuid,
     #[diesel(sql_type = Text)]
     source: String,
     #[diesel(sql_type = Text)]
     dedup_key: String,
+    #[diesel(sql_type = BigInt)]
+    expires_in_ms: i64,
 }
+
+/// A key inside its horizon: the event it is a duplicate of, and for how much longer.
+type Live = HashMap<(String, String), (Uuid, Duration)>;
+
+/// A duration as whole milliseconds for SQL (saturating: a horizon is days, not aeons).
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The generation of dedup keys that was current `horizon` ago (0 if none was yet): no
+/// earlier generation can hold a key first received within the horizon. Runtime
+/// partition pruning on it keeps every key check to the generations that matter.
+const LIVE_FROM: &str = "(SELECT coalesce(max(generation), 0) FROM dedup_generations \
+     WHERE started_at <= now() - $H * interval '1 millisecond')";
 
 /// Stores a batch of events and returns, per input row in order, its event id and
 /// whether it was a duplicate.
 ///
-/// Idempotency: exactly one row per `(source, dedup_key)` exists afterwards, whatever
-/// runs concurrently. Three statements at most, each set-based:
+/// Idempotency: within each row's `dedup_horizon`, one event per `(source, dedup_key)`
+/// is stored whatever runs concurrently; a key first received longer ago is stored again
+/// as a new event. Three statements at most, each set-based:
 /// 1. if `lookup_first` (the caller expects duplicates), look up the keys that are
-///    already committed (only keys go over the wire, so a retry storm costs index
-///    probes, not row construction);
-/// 2. `INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING` the rest, in key order (so
-///    concurrent batches sharing keys wait on each other in one order, never deadlock);
-///    a conflicting row another transaction is still inserting is waited for;
-/// 3. look up whatever conflicted in step 2, with a fresh snapshot that sees it.
+///    committed and inside their horizon (only keys go over the wire, so a retry storm
+///    costs index probes, not row construction);
+/// 2. one statement for the rest, in key order (so concurrent batches sharing keys wait
+///    on each other in one order, never deadlock): skip keys live in the one earlier
+///    generation that can hold them, `INSERT … ON CONFLICT` the others into the current
+///    generation of `dedup_keys` (a key past its horizon there is taken over), and insert
+///    the event rows, payloads and outbox rows of the keys that went in. A conflicting key
+///    another transaction is still inserting is waited for. The statement holds
+///    `dedup_generations` in ACCESS SHARE mode from before its snapshot, so no generation
+///    switch (ACCESS EXCLUSIVE) falls inside it: every insert running at once uses the
+///    same current generation, and the earlier one it checks is complete;
+/// 3. look up whatever was not stored in step 2, with a fresh snapshot that sees it.
 ///
 /// A duplicate is therefore answered only once the original is committed. Run it
 /// outside an explicit transaction: each statement commits on its own.
@@ -102,48 +135,42 @@ pub async fn insert_events(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    let mut found = if lookup_first {
-        existing_ids(conn, batch.iter()).await?
-    } else {
-        std::collections::HashMap::new()
-    };
-    let missing: Vec<&NewEvent> = batch
+    // The batch's first row of each key is the one that may be stored; the others are
+    // its duplicates whatever happens to it.
+    let mut first_of: HashMap<(&str, &str), &NewEvent> = HashMap::new();
+    for event in batch {
+        first_of
+            .entry((event.source.as_str(), event.dedup_key.as_str()))
+            .or_insert(event);
+    }
+    let firsts: Vec<&NewEvent> = batch
         .iter()
-        .filter(|e| !found.contains_key(&(e.source.clone(), e.dedup_key.clone())))
+        .filter(|e| {
+            first_of
+                .get(&(e.source.as_str(), e.dedup_key.as_str()))
+                .is_some_and(|f| f.id == e.id)
+        })
         .collect();
-    let mut new_ids = std::collections::HashSet::new();
-    if !missing.is_empty() {
-        let mut order = missing;
-        // Stable: of several rows with one key, the batch's first is the one inserted.
+    let mut found: Live = if lookup_first {
+        live_keys(conn, &firsts).await?
+    } else {
+        HashMap::new()
+    };
+    let key = |e: &NewEvent| (e.source.clone(), e.dedup_key.clone());
+    let mut order: Vec<&NewEvent> = firsts
+        .into_iter()
+        .filter(|e| !found.contains_key(&key(e)))
+        .collect();
+    let mut new_ids = HashSet::new();
+    if !order.is_empty() {
         order.sort_by(|a, b| (&a.source, &a.dedup_key).cmp(&(&b.source, &b.dedup_key)));
-        // New rows and their outbox rows in one statement (so in one commit).
-        let inserted: Vec<InsertedId> = diesel::sql_query(
-            "WITH new AS (\
-               INSERT INTO events (id, source, dedup_key, resource_key, status, headers, query, body, traceparent) \
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::bytea[], $9::text[]) \
-               ON CONFLICT (source, dedup_key) DO NOTHING RETURNING id, received_at), \
-             queued AS (INSERT INTO outbox (event_id, received_at) SELECT id, received_at FROM new) \
-             SELECT id FROM new",
-        )
-        .bind::<Array<diesel::sql_types::Uuid>, _>(order.iter().map(|e| e.id).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(order.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(order.iter().map(|e| e.dedup_key.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(order.iter().map(|e| e.resource_key.as_deref()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(order.iter().map(|e| e.status.as_deref()).collect::<Vec<_>>())
-        .bind::<Array<Jsonb>, _>(order.iter().map(|e| &e.headers).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(order.iter().map(|e| e.query.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Bytea>, _>(order.iter().map(|e| e.body.as_slice()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(order.iter().map(|e| e.traceparent.as_deref()).collect::<Vec<_>>())
-        .load(conn)
-        .await?;
-        new_ids = inserted.into_iter().map(|r| r.id).collect();
-        let conflicted = order.into_iter().filter(|e| {
-            !new_ids.contains(&e.id)
-                && !found.contains_key(&(e.source.clone(), e.dedup_key.clone()))
-        });
-        let conflicted: Vec<&NewEvent> = conflicted.collect();
+        new_ids = store_new(conn, &order).await?;
+        let conflicted: Vec<&NewEvent> = order
+            .into_iter()
+            .filter(|e| !new_ids.contains(&e.id))
+            .collect();
         if !conflicted.is_empty() {
-            found.extend(existing_ids(conn, conflicted.into_iter()).await?);
+            found.extend(live_keys(conn, &conflicted).await?);
         }
     }
     batch
@@ -153,54 +180,164 @@ pub async fn insert_events(
                 return Ok(InsertResult {
                     event_id: event.id,
                     duplicate: false,
+                    expires_in: event.dedup_horizon,
                 });
             }
-            // A row inserted earlier in this same batch counts as the first one.
-            match found.get(&(event.source.clone(), event.dedup_key.clone())) {
-                Some(id) => Ok(InsertResult {
-                    event_id: *id,
+            if let Some((event_id, expires_in)) = found.get(&key(event)) {
+                return Ok(InsertResult {
+                    event_id: *event_id,
                     duplicate: true,
+                    expires_in: *expires_in,
+                });
+            }
+            // A later copy of a key the batch stored: a duplicate of its first.
+            match first_of.get(&(event.source.as_str(), event.dedup_key.as_str())) {
+                Some(first) if new_ids.contains(&first.id) => Ok(InsertResult {
+                    event_id: first.id,
+                    duplicate: true,
+                    expires_in: first.dedup_horizon,
                 }),
-                None => batch
-                    .iter()
-                    .find(|e| {
-                        new_ids.contains(&e.id)
-                            && e.source == event.source
-                            && e.dedup_key == event.dedup_key
-                    })
-                    .map(|first| InsertResult {
-                        event_id: first.id,
-                        duplicate: true,
-                    })
-                    // The conflicting row vanished between the statements (an operator
-                    // purge): nothing is stored, so this must not be acknowledged.
-                    .ok_or_else(|| {
-                        DbError::Unavailable("conflicting event vanished; retry".into())
-                    }),
+                // The conflicting key vanished between the statements (its generation
+                // dropped, an operator purge): nothing is stored, so this must not be
+                // acknowledged.
+                _ => Err(DbError::Unavailable(
+                    "conflicting event vanished; retry".into(),
+                )),
             }
         })
         .collect()
 }
 
-/// The ids of the committed events among `events`' keys, by key.
-async fn existing_ids<'a>(
+/// Step 2 of [`insert_events`]: the keys of `order` (one row per key, in key order) that
+/// are not live in the earlier generation go into the current one, with their event,
+/// payload and outbox rows, in one statement. Returns the ids stored.
+async fn store_new(
     conn: &mut AsyncPgConnection,
-    events: impl Iterator<Item = &'a NewEvent>,
-) -> Result<std::collections::HashMap<(String, String), Uuid>, DbError> {
-    let (sources, keys): (Vec<&str>, Vec<&str>) = events
-        .map(|e| (e.source.as_str(), e.dedup_key.as_str()))
-        .unzip();
-    let existing: Vec<ExistingKey> = diesel::sql_query(
-        "SELECT e.id, e.source, e.dedup_key FROM events e \
-         JOIN unnest($1::text[], $2::text[]) AS k(source, dedup_key) USING (source, dedup_key)",
-    )
-    .bind::<Array<Text>, _>(sources)
-    .bind::<Array<Text>, _>(keys)
-    .load(conn)
-    .await?;
-    Ok(existing
+    order: &[&NewEvent],
+) -> Result<HashSet<Uuid>, DbError> {
+    let longest = order
+        .iter()
+        .map(|e| e.dedup_horizon)
+        .max()
+        .unwrap_or_default();
+    let sql = format!(
+        "WITH input AS (\
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], \
+                                $7::text[], $8::bytea[], $9::text[], $10::bigint[]) \
+             AS i(id, source, dedup_key, resource_key, status, headers, query, body, traceparent, horizon_ms)), \
+         current AS (SELECT max(generation) AS g FROM dedup_generations), \
+         earlier AS (\
+           SELECT i.id FROM input i JOIN dedup_keys k ON k.source = i.source AND k.dedup_key = i.dedup_key \
+           WHERE k.generation >= {live_from} AND k.generation < (SELECT g FROM current) \
+             AND k.received_at > now() - i.horizon_ms * interval '1 millisecond'), \
+         keys AS (\
+           INSERT INTO dedup_keys (generation, source, dedup_key, event_id, received_at) \
+           SELECT (SELECT g FROM current), i.source, i.dedup_key, i.id, now() FROM input i \
+           WHERE NOT EXISTS (SELECT 1 FROM earlier e WHERE e.id = i.id) \
+           ORDER BY i.source, i.dedup_key \
+           ON CONFLICT (source, dedup_key, generation) DO UPDATE \
+             SET event_id = EXCLUDED.event_id, received_at = EXCLUDED.received_at, \
+                 earlier_event_ids = array_append(dedup_keys.earlier_event_ids, dedup_keys.event_id) \
+             WHERE dedup_keys.received_at <= EXCLUDED.received_at \
+               - (SELECT i.horizon_ms FROM input i WHERE i.id = EXCLUDED.event_id) * interval '1 millisecond' \
+           RETURNING event_id), \
+         new AS (\
+           INSERT INTO events (id, source, dedup_key, resource_key, status, traceparent) \
+           SELECT i.id, i.source, i.dedup_key, i.resource_key, i.status, i.traceparent \
+           FROM input i JOIN keys k ON k.event_id = i.id \
+           RETURNING id, received_at), \
+         payloads AS (\
+           INSERT INTO event_payloads (id, headers, query, body) \
+           SELECT i.id, i.headers, i.query, i.body FROM input i JOIN keys k ON k.event_id = i.id), \
+         queued AS (INSERT INTO outbox (event_id, received_at) SELECT id, received_at FROM new) \
+         SELECT id FROM new",
+        live_from = LIVE_FROM.replace("$H", "$11"),
+    );
+    let inserted: Vec<InsertedId> = diesel::sql_query(sql)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(order.iter().map(|e| e.id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(order.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            order
+                .iter()
+                .map(|e| e.dedup_key.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            order
+                .iter()
+                .map(|e| e.resource_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            order
+                .iter()
+                .map(|e| e.status.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Jsonb>, _>(order.iter().map(|e| &e.headers).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(order.iter().map(|e| e.query.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Bytea>, _>(order.iter().map(|e| e.body.as_slice()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(
+            order
+                .iter()
+                .map(|e| e.traceparent.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(
+            order
+                .iter()
+                .map(|e| millis(e.dedup_horizon))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<BigInt, _>(millis(longest))
+        .load(conn)
+        .await?;
+    Ok(inserted.into_iter().map(|r| r.id).collect())
+}
+
+/// The committed keys among `events`' that are inside their horizon, by key: the event
+/// they are a duplicate of (the newest, if the key was received again after an earlier
+/// horizon) and what is left of the horizon. Read-only, no locks.
+async fn live_keys(conn: &mut AsyncPgConnection, events: &[&NewEvent]) -> Result<Live, DbError> {
+    let longest = events
+        .iter()
+        .map(|e| e.dedup_horizon)
+        .max()
+        .unwrap_or_default();
+    let sql = format!(
+        "SELECT DISTINCT ON (k.source, k.dedup_key) k.event_id, k.source, k.dedup_key, \
+           (extract(epoch FROM k.received_at + i.horizon_ms * interval '1 millisecond' - now()) * 1000)::bigint \
+             AS expires_in_ms \
+         FROM unnest($1::text[], $2::text[], $3::bigint[]) AS i(source, dedup_key, horizon_ms) \
+         JOIN dedup_keys k ON k.source = i.source AND k.dedup_key = i.dedup_key \
+         WHERE k.generation >= {live_from} \
+           AND k.received_at > now() - i.horizon_ms * interval '1 millisecond' \
+         ORDER BY k.source, k.dedup_key, k.received_at DESC",
+        live_from = LIVE_FROM.replace("$H", "$4"),
+    );
+    let rows: Vec<LiveKey> = diesel::sql_query(sql)
+        .bind::<Array<Text>, _>(events.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            events
+                .iter()
+                .map(|e| e.dedup_key.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(
+            events
+                .iter()
+                .map(|e| millis(e.dedup_horizon))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<BigInt, _>(millis(longest))
+        .load(conn)
+        .await?;
+    Ok(rows
         .into_iter()
-        .map(|k| ((k.source, k.dedup_key), k.id))
+        .map(|k| {
+            let left = Duration::from_millis(u64::try_from(k.expires_in_ms).unwrap_or(0));
+            ((k.source, k.dedup_key), (k.event_id, left))
+        })
         .collect())
 }
 

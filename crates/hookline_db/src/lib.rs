@@ -19,6 +19,7 @@ mod models;
 mod ops;
 mod pool;
 mod processing;
+mod retention;
 pub mod schema;
 mod tls;
 
@@ -43,8 +44,15 @@ pub use ops::{
     key_prefix_delivery_figures, key_prefix_figures, reset_for_replay, select_for_replay,
     source_stats,
 };
-pub use pool::{Pool, PooledConnection, connect, create_pool, ping, run_migrations};
+pub use pool::{
+    Pool, PooledConnection, connect, create_pool, ping, run_migrations, run_migrations_until,
+};
 pub use processing::{
     EventPayload, ResourceUpdate, TransitionRow, event_payloads, finish_events, lock_events,
     lock_resources, record_attempt_failure, record_transitions,
+};
+pub use retention::{
+    AHEAD_DAYS, DAY, EVENT_TABLES, EventTable, MAINTENANCE_LOCK_KEY, MaintenanceOptions,
+    MaintenanceReport, RetentionStatus, SWITCH_LOCK_TIMEOUT, TableStatus, retention_status,
+    run_maintenance, switch_dedup_generation, uuid_floor,
 };

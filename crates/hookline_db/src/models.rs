@@ -3,7 +3,11 @@ use hookline_domain::EventState;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::columns::{ReportedState, StateColumn, reported_state};
+use diesel::sql_types::{Bool, Bytea, Jsonb, Text};
+
+use crate::columns::{
+    PayloadColumn, ReportedState, StateColumn, payload, payload_pruned, reported_state,
+};
 use crate::schema::events;
 
 /// A stored event, everything included (admin API, CLI, replay).
@@ -26,12 +30,19 @@ pub struct Event {
     #[diesel(select_expression = reported_state(), select_expression_type = ReportedState)]
     #[diesel(deserialize_as = StateColumn)]
     pub state: EventState,
-    /// Request headers as stored (see the migration for the shape).
+    /// Request headers as stored (see the migration for the shape); `[]` once pruned.
+    #[diesel(select_expression = payload("headers", "'[]'::jsonb"), select_expression_type = PayloadColumn<Jsonb>)]
     pub headers: serde_json::Value,
-    /// The raw query string.
+    /// The raw query string; empty once pruned.
+    #[diesel(select_expression = payload("query", "''"), select_expression_type = PayloadColumn<Text>)]
     pub query: String,
-    /// The raw body bytes.
+    /// The raw body bytes; empty once pruned.
+    #[diesel(select_expression = payload("body", "''::bytea"), select_expression_type = PayloadColumn<Bytea>)]
     pub body: Vec<u8>,
+    /// True once retention pruned the payload (`retention.payload`): body, headers and
+    /// query are gone, keys, state and result stay.
+    #[diesel(select_expression = payload_pruned(), select_expression_type = PayloadColumn<Bool>)]
+    pub payload_pruned: bool,
     /// W3C trace context of the ingest request.
     pub traceparent: Option<String>,
     /// Processing attempts that failed transiently.

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use hookline_domain::EventState;
 
 use crate::DbError;
-use crate::columns::StateColumn;
+use crate::columns::{StateColumn, payload_pruned};
 use crate::schema::events;
 
 /// Which events an operator command acts on; unset fields do not filter.
@@ -65,6 +65,9 @@ pub struct ReplayTarget {
     pub state: EventState,
     /// Trace context to carry on.
     pub traceparent: Option<String>,
+    /// Retention pruned its payload: it cannot be replayed (a worker or a destination
+    /// would get an empty body).
+    pub payload_pruned: bool,
 }
 
 /// Counts the events `selection` matches. Read-only, no locks: a snapshot that may drift
@@ -103,14 +106,16 @@ pub async fn select_for_replay(
             events::source,
             events::state,
             events::traceparent,
+            payload_pruned(),
         ))
         .load(conn)
         .await?)
 }
 
 /// Moves the `failed` or `dead` events among `ids` back to `published` (attempts 0, no
-/// error, not processed) and returns how many changed; rows in any other state are left
-/// alone, so it is idempotent and never re-runs a processed event. The rows stay locked
+/// error, not processed) and returns how many changed; rows in any other state, and
+/// events whose payload retention pruned, are left alone, so it is idempotent and never
+/// re-runs a processed event or one without its body. The rows stay locked
 /// until the caller's transaction ends: publish their envelopes in that transaction, so
 /// the reset commits only together with a confirmed publish.
 ///
@@ -126,6 +131,7 @@ pub async fn reset_for_replay(
     Ok(diesel::update(events::table)
         .filter(events::id.eq_any(ids))
         .filter(events::state.eq_any([EventState::Failed, EventState::Dead].map(StateColumn)))
+        .filter(payload_pruned().eq(false))
         .set((
             events::state.eq(StateColumn(EventState::Published)),
             events::attempts.eq(0),

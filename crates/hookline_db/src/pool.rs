@@ -88,6 +88,20 @@ pub async fn ping(pool: &Pool) -> Result<(), DbError> {
 /// # Errors
 /// [`DbError`] if the database is unreachable or a migration fails.
 pub async fn run_migrations(url: &str) -> Result<Vec<String>, DbError> {
+    migrate(url, None).await
+}
+
+/// As [`run_migrations`], but only the migrations up to and including version `last`
+/// (e.g. `2026-11-22-000002`): a database built as an older release left it, for tests
+/// of migrating one that holds data.
+///
+/// # Errors
+/// [`DbError`] if the database is unreachable or a migration fails.
+pub async fn run_migrations_until(url: &str, last: &str) -> Result<Vec<String>, DbError> {
+    migrate(url, Some(last.to_string())).await
+}
+
+async fn migrate(url: &str, last: Option<String>) -> Result<Vec<String>, DbError> {
     let mut conn = connect(url).await?;
     sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
         .execute(&mut conn)
@@ -96,10 +110,20 @@ pub async fn run_migrations(url: &str) -> Result<Vec<String>, DbError> {
     // safe on any runtime flavour.
     let (conn, result) = tokio::task::spawn_blocking(move || {
         let mut harness = AsyncMigrationHarness::new(conn);
-        let result = harness
-            .run_pending_migrations(MIGRATIONS)
-            .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
-            .map_err(|e| DbError::Migration(e.to_string()));
+        let result = match &last {
+            None => harness.run_pending_migrations(MIGRATIONS),
+            Some(last) => harness.pending_migrations(MIGRATIONS).and_then(|pending| {
+                // Versions compare by their digits (`2026-11-22-000002` = `20261122000002`).
+                let digits = |v: &str| v.chars().filter(char::is_ascii_digit).collect::<String>();
+                let wanted: Vec<_> = pending
+                    .into_iter()
+                    .filter(|m| digits(&m.name().version().to_string()) <= digits(last))
+                    .collect();
+                harness.run_migrations(&wanted)
+            }),
+        }
+        .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
+        .map_err(|e| DbError::Migration(e.to_string()));
         (harness.into_inner(), result)
     })
     .await

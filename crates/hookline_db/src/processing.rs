@@ -9,7 +9,7 @@ use hookline_domain::{EventState, Headers, Outcome};
 use uuid::Uuid;
 
 use crate::columns::{OutcomeColumn, StateColumn};
-use crate::schema::events;
+use crate::schema::{event_payloads, events};
 use crate::{DbError, EventHead};
 
 /// Locks the events among `ids` that exist (`FOR UPDATE`), in id order, and returns them.
@@ -244,9 +244,9 @@ pub struct EventPayload {
     pub body: Vec<u8>,
 }
 
-/// The payloads of the events among `ids` that exist, in id order. Takes no lock of its
-/// own: call it in the transaction that holds [`lock_events`]' locks on these rows, so
-/// what it reads is what is being decided.
+/// The payloads of the events among `ids` that exist and still have one (retention
+/// prunes them), in id order. Takes no lock of its own: call it in the transaction that
+/// holds [`lock_events`]' locks on these rows, so what it reads is what is being decided.
 ///
 /// # Errors
 /// [`DbError`].
@@ -258,9 +258,15 @@ pub async fn event_payloads(
         return Ok(Vec::new());
     }
     let rows: Vec<(Uuid, String, serde_json::Value, Vec<u8>)> = events::table
+        .inner_join(event_payloads::table.on(event_payloads::id.eq(events::id)))
         .filter(events::id.eq_any(ids))
         .order(events::id)
-        .select((events::id, events::dedup_key, events::headers, events::body))
+        .select((
+            events::id,
+            events::dedup_key,
+            event_payloads::headers,
+            event_payloads::body,
+        ))
         .load(conn)
         .await?;
     Ok(rows

@@ -1,6 +1,24 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    dedup_generations (generation) {
+        generation -> Int4,
+        started_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    dedup_keys (source, dedup_key, generation) {
+        generation -> Int4,
+        source -> Text,
+        dedup_key -> Text,
+        event_id -> Uuid,
+        received_at -> Timestamptz,
+        earlier_event_ids -> Nullable<Array<Nullable<Uuid>>>,
+    }
+}
+
+diesel::table! {
     deliveries (id) {
         id -> Int8,
         event_id -> Uuid,
@@ -29,6 +47,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    event_payloads (id) {
+        id -> Uuid,
+        headers -> Jsonb,
+        query -> Text,
+        body -> Bytea,
+    }
+}
+
+diesel::table! {
     events (id) {
         id -> Uuid,
         source -> Text,
@@ -36,9 +63,6 @@ diesel::table! {
         resource_key -> Nullable<Text>,
         status -> Nullable<Text>,
         state -> Text,
-        headers -> Jsonb,
-        query -> Text,
-        body -> Bytea,
         traceparent -> Nullable<Text>,
         attempts -> Int4,
         last_error -> Nullable<Text>,
@@ -67,7 +91,14 @@ diesel::table! {
 }
 
 diesel::table! {
-    transitions (id) {
+    retention_progress (source) {
+        source -> Text,
+        payload_pruned_before -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    transitions (id, at) {
         id -> Int8,
         source -> Text,
         resource_key -> Text,
@@ -82,10 +113,14 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    dedup_generations,
+    dedup_keys,
     deliveries,
     destination_pauses,
+    event_payloads,
     events,
     outbox,
     resources,
+    retention_progress,
     transitions,
 );

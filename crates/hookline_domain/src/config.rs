@@ -1,6 +1,6 @@
 use serde::Deserialize;
 
-use crate::Secret;
+use crate::{HumanDuration, Secret};
 
 /// One `[sources.<name>]` table: how to verify, key and classify a provider's webhooks.
 ///
@@ -45,6 +45,12 @@ pub struct SourceConfig {
     pub status: Option<String>,
     /// Name of the lifecycle (`[lifecycles.<name>]` or built-in) that orders statuses.
     pub lifecycle: Option<String>,
+    /// This source's `retention.dedup_horizon`, if it differs.
+    pub dedup_horizon: Option<HumanDuration>,
+    /// This source's `retention.payload`, if it differs.
+    pub payload: Option<HumanDuration>,
+    /// This source's `retention.events`, if it differs.
+    pub events: Option<HumanDuration>,
 }
 
 impl SourceConfig {
@@ -73,6 +79,9 @@ impl SourceConfig {
             resource_key: self.resource_key.or(defaults.resource_key),
             status: self.status.or(defaults.status),
             lifecycle: self.lifecycle.or(defaults.lifecycle),
+            dedup_horizon: self.dedup_horizon.or(defaults.dedup_horizon),
+            payload: self.payload.or(defaults.payload),
+            events: self.events.or(defaults.events),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod form;
 mod lifecycle;
 mod presets;
 mod request;
+mod retention;
 mod secret;
 mod state;
 mod template;
@@ -24,6 +25,7 @@ pub use duration::{BadDuration, HumanDuration, parse_duration};
 pub use lifecycle::{Lifecycle, LifecycleConfig, LifecycleError, Outcome};
 pub use presets::{PRESETS, UnknownPreset, preset, resolve_preset};
 pub use request::{Headers, RequestParts};
+pub use retention::{Retention, RetentionError, RetentionField, RetentionPolicy};
 pub use secret::{Secret, redact_url};
 pub use state::{EventState, UnknownState};
 pub use template::{

@@ -76,9 +76,12 @@ fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
     json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None)
 }
 
-/// An event as the admin API shows it: the body as text when it is UTF-8, base64 otherwise.
+/// An event as the admin API shows it: the body as text when it is UTF-8, base64 otherwise;
+/// once retention pruned the payload, `"payload_pruned": true` and no body, headers or
+/// query.
 pub fn event_json(e: &Event) -> serde_json::Value {
     let body = match std::str::from_utf8(&e.body) {
+        _ if e.payload_pruned => json!({}),
         Ok(text) => json!({ "body": text }),
         Err(_) => {
             json!({ "body_base64": base64::engine::general_purpose::STANDARD.encode(&e.body) })
@@ -104,7 +107,13 @@ pub fn event_json(e: &Event) -> serde_json::Value {
         "headers": e.headers,
         "query": e.query,
         "body_bytes": e.body.len(),
+        "payload_pruned": e.payload_pruned,
     });
+    if e.payload_pruned {
+        for gone in ["headers", "query", "body_bytes"] {
+            value[gone] = serde_json::Value::Null;
+        }
+    }
     if let (Some(map), serde_json::Value::Object(body)) = (value.as_object_mut(), body) {
         map.extend(body);
     }

@@ -101,11 +101,17 @@ async fn run(
         metrics::histogram!(names::INGEST_BATCH_SIZE).record(rows.len() as f64);
         match result {
             Ok(results) => {
-                seen.insert_all(
-                    rows.iter()
-                        .zip(&results)
-                        .map(|(row, r)| (row.source.as_str(), row.dedup_key.as_str(), r.event_id)),
-                );
+                // Horizons counted from before the insert went out: never past the
+                // database's own. (Entries age out within minutes anyway; the cap keeps
+                // the instant arithmetic far from overflow.)
+                seen.insert_all(rows.iter().zip(&results).map(|(row, r)| {
+                    (
+                        row.source.as_str(),
+                        row.dedup_key.as_str(),
+                        r.event_id,
+                        started + r.expires_in.min(crate::seen::MAX_AGE * 4),
+                    )
+                }));
                 for ((row, reply), result) in rows.iter().zip(replies).zip(results) {
                     if !result.duplicate {
                         // Full queue: the outbox relay publishes it a little later instead.

@@ -13,6 +13,7 @@ mod admin;
 mod batcher;
 mod error;
 mod outbox;
+mod retention;
 mod seen;
 mod startup;
 mod webhook;

@@ -2,9 +2,10 @@
 //!
 //! Only keys whose row is known to be committed go in (after the group commit that stored
 //! or found them), so a hit is exactly the answer the database would give: `200` with the
-//! first event's id. Events are never deleted by Hookline; an operator who deletes rows by
-//! hand should know that a key can still be answered as a duplicate for up to twice
-//! [`SeenKeys`]'s `max_age` afterwards.
+//! first event's id. Each entry carries the end of its key's dedup horizon, as the
+//! database counts it, and is never answered after that: past its horizon a key is new
+//! again. (An operator who deletes rows by hand should know that a key can still be
+//! answered as a duplicate for up to twice [`SeenKeys`]'s `max_age` afterwards.)
 //!
 //! Two generations bound both memory and age: entries go into the current one; when it
 //! holds half the byte budget or is older than `max_age`, it becomes the previous one and
@@ -30,11 +31,14 @@ pub struct SeenKeys {
     inner: Mutex<Generations>,
 }
 
+/// An event id and when its key stops being a duplicate of it.
+type Entry = (Uuid, Instant);
+
 struct Generations {
-    current: HashMap<String, Uuid>,
+    current: HashMap<String, Entry>,
     current_bytes: usize,
     started: Instant,
-    previous: HashMap<String, Uuid>,
+    previous: HashMap<String, Entry>,
 }
 
 /// `source` and `key` joined by NUL, which neither may contain (keys with NUL are refused
@@ -68,7 +72,7 @@ impl SeenKeys {
         self.budget > 0
     }
 
-    /// The committed event id for this key, if known.
+    /// The committed event id for this key, if known and its horizon has not passed.
     pub fn get(&self, source: &str, key: &str) -> Option<Uuid> {
         self.get_at(source, key, Instant::now())
     }
@@ -80,31 +84,45 @@ impl SeenKeys {
         let joined = joined(source, key);
         let mut g = self.lock();
         self.rotate_if_due(&mut g, now);
-        if let Some(id) = g.current.get(&joined) {
-            return Some(*id);
+        if let Some(&(id, until)) = g.current.get(&joined) {
+            if now < until {
+                return Some(id);
+            }
+            g.current.remove(&joined);
+            return None;
         }
-        let id = g.previous.remove(&joined)?;
-        Self::put(&mut g, joined, id);
+        let (id, until) = g.previous.remove(&joined)?;
+        if now >= until {
+            return None;
+        }
+        Self::put(&mut g, joined, (id, until));
         Some(id)
     }
 
-    /// Remembers committed keys (new or found as duplicates).
-    pub fn insert_all<'a>(&self, committed: impl IntoIterator<Item = (&'a str, &'a str, Uuid)>) {
+    /// Remembers committed keys (new or found as duplicates), each with the instant its
+    /// horizon ends: it must not be later than the database's (count it from before the
+    /// insert was sent).
+    pub fn insert_all<'a>(
+        &self,
+        committed: impl IntoIterator<Item = (&'a str, &'a str, Uuid, Instant)>,
+    ) {
         self.insert_all_at(committed, Instant::now());
     }
 
     fn insert_all_at<'a>(
         &self,
-        committed: impl IntoIterator<Item = (&'a str, &'a str, Uuid)>,
+        committed: impl IntoIterator<Item = (&'a str, &'a str, Uuid, Instant)>,
         now: Instant,
     ) {
         if !self.enabled() {
             return;
         }
         let mut g = self.lock();
-        for (source, key, id) in committed {
+        for (source, key, id, until) in committed {
             self.rotate_if_due(&mut g, now);
-            Self::put(&mut g, joined(source, key), id);
+            if until > now {
+                Self::put(&mut g, joined(source, key), (id, until));
+            }
         }
     }
 
@@ -115,9 +133,9 @@ impl SeenKeys {
         g.current.len() + g.previous.len()
     }
 
-    fn put(g: &mut Generations, joined: String, id: Uuid) {
+    fn put(g: &mut Generations, joined: String, entry: Entry) {
         let cost = joined.len() + ENTRY_OVERHEAD;
-        if g.current.insert(joined, id).is_none() {
+        if g.current.insert(joined, entry).is_none() {
             g.current_bytes += cost;
         }
     }
@@ -146,10 +164,15 @@ mod tests {
         Uuid::from_u128(n)
     }
 
+    /// A horizon far beyond any test.
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(86_400)
+    }
+
     #[test]
     fn remembers_keys_per_source() {
         let seen = SeenKeys::new(1 << 20, Duration::from_secs(60));
-        seen.insert_all([("a", "k1", id(1)), ("b", "k1", id(2))]);
+        seen.insert_all([("a", "k1", id(1), far()), ("b", "k1", id(2), far())]);
         assert_eq!(seen.get("a", "k1"), Some(id(1)));
         assert_eq!(seen.get("b", "k1"), Some(id(2)));
         assert_eq!(seen.get("a", "k2"), None);
@@ -166,7 +189,7 @@ mod tests {
         seen.insert_all(
             keys.iter()
                 .enumerate()
-                .map(|(i, k)| ("src", k.as_str(), id(i as u128))),
+                .map(|(i, k)| ("src", k.as_str(), id(i as u128), far())),
         );
         let per_entry = "src\0key-00000000".len() + ENTRY_OVERHEAD;
         assert!(
@@ -184,7 +207,10 @@ mod tests {
         let age = Duration::from_secs(60);
         let seen = SeenKeys::new(1 << 20, age);
         let t0 = Instant::now();
-        seen.insert_all_at([("s", "old", id(1)), ("s", "kept", id(2))], t0);
+        seen.insert_all_at(
+            [("s", "old", id(1), far()), ("s", "kept", id(2), far())],
+            t0,
+        );
         // Rotated once: both are in the previous generation; using one moves it forward.
         let t1 = t0 + age;
         assert_eq!(seen.get_at("s", "kept", t1), Some(id(2)));
@@ -194,9 +220,34 @@ mod tests {
     }
 
     #[test]
+    fn a_key_is_never_answered_past_its_horizon() {
+        let seen = SeenKeys::new(1 << 20, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let horizon = Duration::from_secs(2);
+        seen.insert_all_at([("s", "k", id(1), t0 + horizon)], t0);
+        assert_eq!(seen.get_at("s", "k", t0 + horizon / 2), Some(id(1)));
+        assert_eq!(
+            seen.get_at("s", "k", t0 + horizon),
+            None,
+            "the horizon has passed"
+        );
+        assert_eq!(seen.len(), 0, "and the entry is gone");
+        // Also when it sits in the previous generation.
+        let seen = SeenKeys::new(1 << 20, Duration::from_secs(1));
+        seen.insert_all_at([("s", "k", id(1), t0 + horizon)], t0);
+        assert_eq!(
+            seen.get_at("s", "k", t0 + horizon + Duration::from_millis(1)),
+            None
+        );
+        // A key whose horizon is already over is not cached at all.
+        seen.insert_all_at([("s", "gone", id(2), t0)], t0);
+        assert_eq!(seen.get_at("s", "gone", t0), None);
+    }
+
+    #[test]
     fn zero_bytes_disables_it() {
         let seen = SeenKeys::new(0, Duration::from_secs(60));
-        seen.insert_all([("s", "k", id(1))]);
+        seen.insert_all([("s", "k", id(1), far())]);
         assert!(!seen.enabled());
         assert_eq!(seen.get("s", "k"), None);
         assert_eq!(seen.len(), 0);

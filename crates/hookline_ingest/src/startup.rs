@@ -111,6 +111,15 @@ impl Application {
             relay_rx,
         )));
 
+        // Data lifecycle: partitions ahead, key generations, pruning (one runner at a
+        // time across replicas).
+        tasks.push(tokio::spawn(crate::retention::run_maintenance_loop(
+            config.database.url.clone(),
+            config.retention_policy(&sources),
+            config.retention.interval.get(),
+            relay_stop.subscribe(),
+        )));
+
         let webhook_state = web::Data::new(WebhookState {
             sources: routes,
             batcher,

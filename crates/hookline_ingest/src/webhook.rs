@@ -203,6 +203,7 @@ async fn handle(
         // Our span's context when traces are exported; otherwise the caller's, passed on.
         traceparent: traceparent_of(span)
             .or_else(|| headers.get_str("traceparent").map(str::to_string)),
+        dedup_horizon: source.retention.dedup_horizon,
     };
     let stored = state
         .batcher

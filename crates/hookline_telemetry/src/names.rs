@@ -38,3 +38,20 @@ pub const DELIVERY_LAG: &str = "hookline_deliveries_lag_seconds";
 pub const DELIVERY_CIRCUIT: &str = "hookline_deliveries_circuit_state";
 /// Gauge: pending deliveries (due or waiting for a retry), by `destination`.
 pub const DELIVERY_PENDING: &str = "hookline_deliveries_pending";
+/// Gauge, label `table`: live rows of a retention-managed table (PostgreSQL's estimate),
+/// as of the last maintenance pass.
+pub const RETENTION_TABLE_ROWS: &str = "hookline_retention_table_rows";
+/// Gauge, label `table`: bytes on disk of a table, indexes and TOAST included.
+pub const RETENTION_TABLE_BYTES: &str = "hookline_retention_table_bytes";
+/// Gauge, label `table`: attached partitions of a table.
+pub const RETENTION_TABLE_PARTITIONS: &str = "hookline_retention_table_partitions";
+/// Gauge: when the last maintenance pass this process ran finished (unix seconds).
+pub const RETENTION_LAST_RUN: &str = "hookline_retention_last_run_timestamp_seconds";
+/// Gauge: how long the last maintenance pass this process ran took.
+pub const RETENTION_LAST_RUN_DURATION: &str = "hookline_retention_last_run_duration_seconds";
+/// Counter, label `result` (ran, skipped: another runner held the lock, error).
+pub const RETENTION_RUNS: &str = "hookline_retention_runs_total";
+/// Counter, label `table`: rows deleted by batched prunes.
+pub const RETENTION_PRUNED_ROWS: &str = "hookline_retention_pruned_rows_total";
+/// Counter: partitions (and key generations) dropped whole.
+pub const RETENTION_DROPPED_PARTITIONS: &str = "hookline_retention_dropped_partitions_total";

@@ -168,8 +168,11 @@ pub async fn count(db: &TestDb, sql: &str) -> anyhow::Result<i64> {
     Ok(row.n)
 }
 
+/// The default `retention.dedup_horizon` (7 days), which [`new_event`] gives its events.
+pub const DEFAULT_DEDUP_HORIZON: Duration = Duration::from_secs(7 * 86_400);
+
 /// An event of `source` with key `dedup_key` as ingest would build it: a fresh UUIDv7,
-/// no resource, no headers, body `{}`.
+/// no resource, no headers, body `{}`, the default dedup horizon.
 pub fn new_event(source: &str, dedup_key: &str) -> NewEvent {
     NewEvent {
         id: Uuid::now_v7(),
@@ -181,6 +184,7 @@ pub fn new_event(source: &str, dedup_key: &str) -> NewEvent {
         query: String::new(),
         body: b"{}".to_vec(),
         traceparent: None,
+        dedup_horizon: DEFAULT_DEDUP_HORIZON,
     }
 }
 

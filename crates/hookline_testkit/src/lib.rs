@@ -28,7 +28,10 @@ pub use config::{
     ADMIN_TOKEN, APIFY_SOURCE, MAX_ATTEMPTS, PLAIN_SOURCE, RETRY_BASE_MS, RETRY_CAP_MS, config,
     config_toml, test_retry_delays, with_broker_nodes,
 };
-pub use db::{TestDb, count, database_exists, event_state, insert_event, new_event, store_event};
+pub use db::{
+    DEFAULT_DEDUP_HORIZON, TestDb, count, database_exists, event_state, insert_event, new_event,
+    store_event,
+};
 pub use ingest::TestIngest;
 pub use proxy::Proxy;
 pub use receiver::{Received, Receiver, Reply};

@@ -330,6 +330,10 @@ async fn decide_with_effects<'a>(
     }
 }
 
+/// Why an event whose handlers need its payload fails once retention pruned it.
+const PAYLOAD_PRUNED: &str =
+    "payload pruned by retention (retention.payload): its handlers need the body";
+
 /// Calls the handlers of every decided event in `decided`, each event's in one savepoint.
 /// Returns the index and reason of the first event whose handler failed permanently (its
 /// savepoint rolled back; the later events' handlers were not called).
@@ -351,12 +355,11 @@ async fn run_effects(
         if chosen.is_empty() {
             continue;
         }
-        let payload = payloads.get(&d.event.id).ok_or_else(|| {
-            ProcessError::Transient(format!(
-                "the payload of event {} was not loaded",
-                d.event.id
-            ))
-        })?;
+        // The event row is locked, so a missing payload is one retention pruned: the
+        // handlers cannot run, now or on any retry.
+        let Some(payload) = payloads.get(&d.event.id) else {
+            return Ok(Some((index, PAYLOAD_PRUNED.to_string())));
+        };
         let event = EffectEvent {
             id: d.event.id,
             source: d.event.source.clone(),

@@ -193,7 +193,7 @@ impl Sender {
         traceparent: Option<&str>,
     ) -> Result<Request<Full<Bytes>>, String> {
         let Some(payload) = &delivery.payload else {
-            return Err("the event is no longer stored (retention removed it)".into());
+            return Err("the event's payload is no longer stored (retention pruned it)".into());
         };
         let id = delivery.event_id.to_string();
         let timestamp = SystemTime::now()
