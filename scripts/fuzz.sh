@@ -57,17 +57,13 @@ done
 [ "$#" -eq 1 ] && build_args=("$1")
 cargo fuzz build --fuzz-dir fuzz --sanitizer none "${build_args[@]}"
 
-# merge TARGET SCRATCH LOG: rewrites fuzz/corpus/TARGET as its seed-* and regression-*
-# files plus the fewest other inputs that cover every edge they and SCRATCH reach
-# (edges only, not hit counts: a corpus of hundreds, not thousands, of files).
+# merge TARGET SCRATCH LOG: adds to fuzz/corpus/TARGET the fewest inputs of SCRATCH that
+# reach edges its files do not (edges only, not hit counts, so the committed corpus grows
+# by a handful of files, not thousands); the files already there stay.
 merge() {
-  local t="$1" scratch="$2" log="$3" kept="$work/$1/merged"
+  local t="$1" scratch="$2" log="$3"
   say "merging what $t reached into fuzz/corpus/$t"
-  rm -rf "$kept" && mkdir -p "$kept"
-  find "fuzz/corpus/$t" -maxdepth 1 -type f \( -name 'seed-*' -o -name 'regression-*' \) -exec cp {} "$kept/" \;
-  "$bin/$t" -set_cover_merge=1 -use_counters=0 "$kept" "fuzz/corpus/$t" "$scratch" 2>>"$log" >/dev/null
-  find "fuzz/corpus/$t" -maxdepth 1 -type f ! -name 'seed-*' ! -name 'regression-*' -delete
-  cp -n "$kept"/* "fuzz/corpus/$t/"
+  "$bin/$t" -merge=1 -use_counters=0 "fuzz/corpus/$t" "$scratch" 2>>"$log" >/dev/null
 }
 
 summary=()
