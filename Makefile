@@ -35,6 +35,12 @@ soak: ## hookline-ingest under steady load for 10 min; fails if its memory grows
 
 cluster-test: ## 3-node RabbitMQ cluster, kill the work queue's leader under load: nothing lost (~3 min)
 	@scripts/cluster_test.sh
+.PHONY: fuzz fuzz-smoke
+fuzz: ## Every fuzz target for FUZZ_SECS s each (default 600) from fuzz/corpus: executions, coverage, crashes
+	@scripts/fuzz.sh
+
+fuzz-smoke: ## Every fuzz target for 20 s after one build (CI)
+	@FUZZ_SECS=$${FUZZ_SECS:-20} scripts/fuzz.sh
 
 services: ## Only make sure PostgreSQL and RabbitMQ are running
 	@scripts/ensure_services.sh

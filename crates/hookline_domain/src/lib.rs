@@ -32,3 +32,8 @@ pub use template::{
     MAX_RENDERED_BYTES, Piece, Template, TemplateError, TemplateInput, TemplateParseError,
     placeholders,
 };
+
+// A dev-dependency of the property tests (tests/*_properties.rs), which the unit tests
+// see too.
+#[cfg(test)]
+use proptest as _;

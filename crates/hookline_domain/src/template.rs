@@ -59,6 +59,10 @@ pub enum TemplateParseError {
     /// A JSON pointer that does not start with `/`.
     #[error("JSON pointer in {{{0}}} must start with '/'")]
     BadPointer(String),
+    /// A NUL character, which no key may contain (PostgreSQL text cannot): a literal one
+    /// would fail every request at the database instead of the config at start-up.
+    #[error("template {0:?} contains a NUL character")]
+    Nul(String),
 }
 
 /// Why a template could not be rendered for one request (a client error).
@@ -129,6 +133,9 @@ impl std::str::FromStr for Template {
     type Err = TemplateParseError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.contains('\0') {
+            return Err(TemplateParseError::Nul(text.to_string()));
+        }
         let segments = placeholders(text)?
             .into_iter()
             .map(|piece| match piece {
@@ -476,5 +483,16 @@ mod tests {
             "{json:a}".parse::<Template>(),
             Err(TemplateParseError::BadPointer(_))
         ));
+    }
+
+    // Found by fuzzing (fuzz/corpus/template/regression-nul-literal): a NUL in the
+    // literal text rendered into every key, which PostgreSQL then refused per request.
+    #[test]
+    fn a_nul_anywhere_in_the_template_is_a_config_error() {
+        for text in ["{{lit\0ral}}", "a\0{json:/id}", "{header:x\0}"] {
+            let err = text.parse::<Template>().unwrap_err();
+            assert_eq!(err, TemplateParseError::Nul(text.into()));
+            assert!(err.to_string().contains("NUL"), "{err}");
+        }
     }
 }

@@ -1,0 +1,5 @@
+#![no_main]
+// libFuzzer entry point; every dependency is the library's (hookline_fuzz::verify_raw).
+#![allow(unused_crate_dependencies)]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hookline_fuzz::verify_raw::run(data));
