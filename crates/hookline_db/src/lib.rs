@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod admin;
+mod checks;
 mod columns;
 mod error;
 mod events;
@@ -22,6 +23,7 @@ pub mod schema;
 pub use admin::{
     EventFilter, ResourceView, TransitionView, find_event, find_events, find_resource, force_status,
 };
+pub use checks::{IntegrityFigures, integrity_figures, lock_events_table, release_events_table};
 pub use diesel_async::AsyncPgConnection;
 pub use error::{DbError, is_retryable};
 pub use events::{
