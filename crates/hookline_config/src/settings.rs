@@ -334,7 +334,7 @@ mod tests {
         let (config, sources) = Config::from_toml(MINIMAL).unwrap();
         assert_eq!(config.http.max_body_bytes, 1_048_576);
         assert_eq!(config.http.request_timeout.to_string(), "8s");
-        assert_eq!(config.http.max_in_flight, 4096);
+        assert_eq!(config.http.max_in_flight, 2048);
         assert_eq!(config.worker.max_attempts, 8);
         assert_eq!(config.ingest.dedup_cache_bytes, 8 * 1024 * 1024);
         assert!(sources.get("apify").is_some());
