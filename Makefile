@@ -1,6 +1,6 @@
 # Hookline: a thin index over scripts/*.sh. `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help up down test lint fmt schema-check ci services bench bench-smoke soak
+.PHONY: help up down test lint fmt schema-check ci services bench bench-smoke soak overload chaos
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ bench-smoke: ## Every benchmark step for ~1 s (CI; figures meaningless), to .run
 
 soak: ## hookline-ingest under steady load for 10 min; fails if its memory grows
 	@scripts/soak.sh
+
+overload: ## ingest with its database stalled under 10 000 connections (~40 s); fails if RSS, answer time or recovery miss
+	@scripts/overload.sh
+
+chaos: ## 50 000 webhooks while ingest, workers, broker, PostgreSQL are killed (private stack, ~4 min); fails on any loss
+	@scripts/chaos.sh
 
 services: ## Only make sure PostgreSQL and RabbitMQ are running
 	@scripts/ensure_services.sh

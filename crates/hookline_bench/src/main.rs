@@ -7,14 +7,20 @@
 //!   latency (end-to-end mode).
 //! * `hello-server`: the actix-web ceiling (parse JSON, answer 202, no database).
 //! * `amqp-publish`: the RabbitMQ ceiling (persistent messages, quorum queue, confirms).
+//! * `overload`: ingest with its database stalled under 10 000 connections, then the
+//!   recovery (`make overload`).
+//! * `chaos-send`, `chaos-check`: the webhooks of `make chaos` and the integrity check
+//!   after its drain.
 //!
 //! Every command prints one JSON object on stdout; `scripts/bench.sh` assembles them.
 
 mod amqp;
+mod chaos;
 mod e2e;
 mod hello;
 mod http;
 mod load;
+mod overload;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +49,14 @@ enum Command {
     },
     /// Publish persistent messages with confirms to a fresh quorum queue.
     AmqpPublish(amqp::AmqpArgs),
+    /// Stall ingest's database under a wave of connections; measure answers, memory and
+    /// the recovery.
+    Overload(Box<overload::OverloadArgs>),
+    /// Send the planned webhooks of a chaos run until every one is acknowledged.
+    ChaosSend(Box<chaos::SendArgs>),
+    /// After a chaos run: wait for the drain, then check PostgreSQL against the
+    /// acknowledgements.
+    ChaosCheck(Box<chaos::CheckArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +65,9 @@ fn main() -> anyhow::Result<()> {
         Command::HelloServer { addr, workers } => hello::serve(&addr, workers),
         Command::Load(args) => runtime()?.block_on(load::run(*args)),
         Command::AmqpPublish(args) => runtime()?.block_on(amqp::run(args)),
+        Command::Overload(args) => runtime()?.block_on(overload::run(*args)),
+        Command::ChaosSend(args) => runtime()?.block_on(chaos::send(*args)),
+        Command::ChaosCheck(args) => runtime()?.block_on(chaos::check(*args)),
     }
 }
 
