@@ -1,6 +1,6 @@
 # Hookline: a thin index over scripts/*.sh. `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help up down test lint fmt schema-check ci services bench bench-smoke soak cluster-test
+.PHONY: help up down test lint fmt schema-check ci services bench bench-smoke soak cluster-test overload chaos
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,12 @@ fuzz: ## Every fuzz target for FUZZ_SECS s each (default 600) from fuzz/corpus: 
 
 fuzz-smoke: ## Every fuzz target for 20 s after one build (CI)
 	@FUZZ_SECS=$${FUZZ_SECS:-20} scripts/fuzz.sh
+
+overload: ## ingest with its database stalled under 10 000 connections (~40 s); fails if RSS, answer time or recovery miss
+	@scripts/overload.sh
+
+chaos: ## 50 000 webhooks while ingest, workers, broker, PostgreSQL are killed (private stack, ~4 min); fails on any loss
+	@scripts/chaos.sh
 
 services: ## Only make sure PostgreSQL and RabbitMQ are running
 	@scripts/ensure_services.sh

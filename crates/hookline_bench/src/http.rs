@@ -9,16 +9,51 @@ pub struct Conn {
     addr: String,
     stream: Option<BufReader<TcpStream>>,
     line: String,
+    body: Vec<u8>,
+    buffer: usize,
 }
 
 impl Conn {
     /// A connection to `addr` (`host:port`), opened on first use.
     pub fn new(addr: &str) -> Self {
+        Self::with_buffer(addr, 16 * 1024)
+    }
+
+    /// As [`Conn::new`] with a read buffer of `buffer` bytes (thousands of connections
+    /// need small ones).
+    pub fn with_buffer(addr: &str, buffer: usize) -> Self {
         Self {
             addr: addr.to_string(),
             stream: None,
             line: String::new(),
+            body: Vec::new(),
+            buffer,
         }
+    }
+
+    /// Opens the connection now if it is not open.
+    pub async fn connect(&mut self) -> std::io::Result<()> {
+        if self.stream.is_none() {
+            let stream = TcpStream::connect(&self.addr).await?;
+            stream.set_nodelay(true)?;
+            self.stream = Some(BufReader::with_capacity(self.buffer, stream));
+        }
+        Ok(())
+    }
+
+    /// The body of the last response.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Sends a complete request and returns the response status, without a second try:
+    /// an error is the server's answer (the connection is reopened on the next call).
+    pub async fn send_once(&mut self, request: &[u8]) -> std::io::Result<u16> {
+        let result = self.try_send(request).await;
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
     }
 
     /// Sends a complete request and returns the response status. Reconnects (once) when
@@ -34,11 +69,7 @@ impl Conn {
     }
 
     async fn try_send(&mut self, request: &[u8]) -> std::io::Result<u16> {
-        if self.stream.is_none() {
-            let stream = TcpStream::connect(&self.addr).await?;
-            stream.set_nodelay(true)?;
-            self.stream = Some(BufReader::with_capacity(16 * 1024, stream));
-        }
+        self.connect().await?;
         let stream = self.stream.as_mut().expect("connected above");
         stream.get_mut().write_all(request).await?;
         self.line.clear();
@@ -72,8 +103,8 @@ impl Conn {
                 }
             }
         }
-        let mut body = vec![0u8; length];
-        stream.read_exact(&mut body).await?;
+        self.body.resize(length, 0);
+        stream.read_exact(&mut self.body).await?;
         if close {
             self.stream = None;
         }

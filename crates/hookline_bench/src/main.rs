@@ -9,15 +9,21 @@
 //! * `amqp-publish`: the RabbitMQ ceiling (persistent messages, quorum queue, confirms).
 //! * `audit`: `make cluster-test`'s verdict: acknowledged events lost, decided twice,
 //!   left unprocessed (from `load --acked-out`).
+//! * `overload`: ingest with its database stalled under 10 000 connections, then the
+//!   recovery (`make overload`).
+//! * `chaos-send`, `chaos-check`: the webhooks of `make chaos` and the integrity check
+//!   after its drain.
 //!
 //! Every command prints one JSON object on stdout; `scripts/bench.sh` assembles them.
 
 mod amqp;
 mod audit;
+mod chaos;
 mod e2e;
 mod hello;
 mod http;
 mod load;
+mod overload;
 
 use clap::{Parser, Subcommand};
 
@@ -57,6 +63,14 @@ enum Command {
     AmqpPublish(amqp::AmqpArgs),
     /// Check a run's acknowledged events in PostgreSQL: none lost, none decided twice.
     Audit(audit::AuditArgs),
+    /// Stall ingest's database under a wave of connections; measure answers, memory and
+    /// the recovery.
+    Overload(Box<overload::OverloadArgs>),
+    /// Send the planned webhooks of a chaos run until every one is acknowledged.
+    ChaosSend(Box<chaos::SendArgs>),
+    /// After a chaos run: wait for the drain, then check PostgreSQL against the
+    /// acknowledgements.
+    ChaosCheck(Box<chaos::CheckArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +81,9 @@ fn main() -> anyhow::Result<()> {
         Command::Load(args) => runtime()?.block_on(load::run(*args)),
         Command::AmqpPublish(args) => runtime()?.block_on(amqp::run(args)),
         Command::Audit(args) => runtime()?.block_on(audit::run(args)),
+        Command::Overload(args) => runtime()?.block_on(overload::run(*args)),
+        Command::ChaosSend(args) => runtime()?.block_on(chaos::send(*args)),
+        Command::ChaosCheck(args) => runtime()?.block_on(chaos::check(*args)),
     }
 }
 

@@ -84,6 +84,12 @@ pub struct HttpConfig {
     /// actix worker threads (default: half the cores, at least one: the database and
     /// broker usually share the machine, and fewer threads mean fewer hand-offs).
     pub workers: Option<usize>,
+    /// A webhook whose body is in but which is not committed this long after gets 503 +
+    /// `Retry-After` (it may still commit: the retry is then a duplicate).
+    pub request_timeout: HumanDuration,
+    /// Webhooks handled at once; one more gets 503 + `Retry-After` at once (shed), so a
+    /// stalled database costs bounded memory.
+    pub max_in_flight: usize,
 }
 
 /// `[admin]`
@@ -330,6 +336,11 @@ impl Config {
         socket_addr("admin.addr", &self.admin.addr)?;
         positive(&[
             ("http.max_body_bytes", self.http.max_body_bytes as u64),
+            (
+                "http.request_timeout",
+                self.http.request_timeout.get().as_millis() as u64,
+            ),
+            ("http.max_in_flight", self.http.max_in_flight as u64),
             ("ingest.batch_max", self.ingest.batch_max as u64),
             ("ingest.batchers", self.ingest.batchers as u64),
         ])
@@ -396,6 +407,8 @@ mod tests {
     fn defaults_fill_everything_a_minimal_file_leaves_out() {
         let (config, sources) = Config::from_toml(MINIMAL).unwrap();
         assert_eq!(config.http.max_body_bytes, 1_048_576);
+        assert_eq!(config.http.request_timeout.to_string(), "8s");
+        assert_eq!(config.http.max_in_flight, 2048);
         assert_eq!(config.worker.max_attempts, 8);
         assert_eq!(config.ingest.dedup_cache_bytes, 8 * 1024 * 1024);
         assert!(sources.get("apify").is_some());
@@ -494,6 +507,10 @@ mod tests {
         for (toml, key) in [
             ("[http]\nmax_body_bytes = \"big\"", "max_body_bytes"),
             ("[http]\naddr = \"nope\"", "http.addr"),
+            ("[http]\nrequest_timeout = \"8\"", "http.request_timeout"),
+            ("[http]\nrequest_timeout = \"0s\"", "http.request_timeout"),
+            ("[http]\nmax_in_flight = 0", "http.max_in_flight"),
+            ("[http]\nmax_in_flight = -1", "http.max_in_flight"),
             ("[worker]\nmax_attempts = 0", "worker.max_attempts"),
             ("[database]\npool_size = 0", "database.pool_size"),
             (

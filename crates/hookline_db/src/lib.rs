@@ -11,6 +11,7 @@
 
 mod admin;
 mod audit;
+mod checks;
 mod columns;
 mod deliveries;
 mod error;
@@ -27,6 +28,7 @@ pub use admin::{
     EventFilter, ResourceView, TransitionView, find_event, find_events, find_resource, force_status,
 };
 pub use audit::{KeyAudit, key_audit};
+pub use checks::{IntegrityFigures, integrity_figures, lock_events_table, release_events_table};
 pub use deliveries::{
     ClaimedDelivery, DeliveryFilter, DeliveryPayload, DeliveryResult, DeliveryView, NewDelivery,
     claim_deliveries, count_redrivable, enqueue_deliveries, event_deliveries, list_deliveries,

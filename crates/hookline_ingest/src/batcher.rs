@@ -89,6 +89,12 @@ async fn run(
                 return; // every sender dropped: shutting down, and the queue is drained
             }
         }
+        // A request past its deadline was answered 503 and dropped its reply: storing
+        // its row now would only slow the recovery after a stall (its retry comes anyway).
+        batch.retain(|p| !p.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         let started = Instant::now();
         let (rows, replies): (Vec<NewEvent>, Vec<_>) =
             batch.drain(..).map(|p| (p.event, p.reply)).unzip();

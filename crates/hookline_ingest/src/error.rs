@@ -37,6 +37,14 @@ pub enum WebhookError {
     /// The database (or the request body stream) is unavailable: retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// Not committed within `http.request_timeout` of the body's arrival (a stalled or
+    /// overloaded database). It may still commit; the retry is then a duplicate.
+    #[error("not stored within {0}")]
+    Deadline(hookline_domain::HumanDuration),
+    /// `http.max_in_flight` webhooks are being handled already: refused at once, before
+    /// the body is read, so overload costs no memory.
+    #[error("more than {0} webhooks in flight")]
+    Shed(usize),
 }
 
 #[derive(Serialize)]
@@ -57,8 +65,28 @@ impl WebhookError {
             WebhookError::UnsupportedEncoding(_) => "unsupported_encoding",
             WebhookError::BodyTimeout(_) => "request_timeout",
             WebhookError::HeadersTooLarge(_) => "headers_too_large",
-            WebhookError::Unavailable(_) => "unavailable",
+            WebhookError::Unavailable(_) | WebhookError::Deadline(_) | WebhookError::Shed(_) => {
+                "unavailable"
+            }
         }
+    }
+
+    /// The metrics `outcome` label: the code, except that the two overload refusals are
+    /// told apart from a database that is down.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            WebhookError::Deadline(_) => "deadline",
+            WebhookError::Shed(_) => "shed",
+            other => other.code(),
+        }
+    }
+
+    /// A 503: the client should retry later (`Retry-After`).
+    fn retry_later(&self) -> bool {
+        matches!(
+            self,
+            WebhookError::Unavailable(_) | WebhookError::Deadline(_) | WebhookError::Shed(_)
+        )
     }
 }
 
@@ -75,7 +103,9 @@ impl ResponseError for WebhookError {
             WebhookError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             WebhookError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             WebhookError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            WebhookError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::Unavailable(_) | WebhookError::Deadline(_) | WebhookError::Shed(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -85,6 +115,9 @@ impl ResponseError for WebhookError {
             // Internal causes are logged, not sent: they may name hosts or users.
             WebhookError::Unavailable(_) => {
                 Some("temporarily unavailable, retry later".to_string())
+            }
+            WebhookError::Deadline(_) | WebhookError::Shed(_) => {
+                Some(format!("{self}, retry later"))
             }
             other => Some(other.to_string()),
         };
@@ -98,7 +131,7 @@ impl ResponseError for WebhookError {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if matches!(self, WebhookError::Unavailable(_)) {
+        if self.retry_later() {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));

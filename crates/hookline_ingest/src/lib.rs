@@ -11,7 +11,9 @@
 
 mod admin;
 mod batcher;
+mod conn;
 mod error;
+mod limits;
 mod outbox;
 mod retention;
 mod seen;

@@ -2,7 +2,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
+use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
@@ -15,7 +15,9 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
 use crate::batcher::Batcher;
+use crate::conn;
 use crate::error::json_error;
+use crate::limits::{InFlight, Throttle};
 use crate::outbox::{run_publisher, run_relay};
 use crate::seen::SeenKeys;
 use crate::webhook::{Route, WebhookState, receive};
@@ -124,6 +126,9 @@ impl Application {
             sources: routes,
             batcher,
             max_body_bytes: config.http.max_body_bytes,
+            request_timeout: config.http.request_timeout,
+            in_flight: InFlight::new(config.http.max_in_flight),
+            overload_log: Throttle::new(),
         });
         let probe = web::Data::new(Probe {
             pool: pool.clone(),
@@ -132,26 +137,32 @@ impl Application {
         let listener = TcpListener::bind(&config.http.addr)
             .with_context(|| format!("binding http.addr {}", config.http.addr))?;
         let port = listener.local_addr()?.port();
-        let mut server = HttpServer::new({
+        let workers = config.http.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+        });
+        // Not `HttpServer`: every connection is bounded between requests too (conn.rs).
+        let public = conn::serve(listener, workers, {
             let probe = probe.clone();
             move || {
                 App::new()
                     .app_data(webhook_state.clone())
                     .app_data(probe.clone())
+                    .wrap_fn(|req, app| {
+                        let busy = conn::enter(&req);
+                        let answer = app.call(req);
+                        async move {
+                            let answer = answer.await;
+                            drop(busy);
+                            answer
+                        }
+                    })
                     .route("/webhooks/{source}", web::post().to(receive))
                     .route("/healthz", web::get().to(healthz))
                     .route("/readyz", web::get().to(readyz))
                     .default_service(web::to(not_found))
             }
         })
-        .disable_signals()
-        .shutdown_timeout(30)
-        .listen(listener)?;
-        let workers = config.http.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
-        });
-        server = server.workers(workers);
-        let public = server.run();
+        .context("serving http.addr")?;
 
         let admin_state = web::Data::new(AdminState {
             pool,

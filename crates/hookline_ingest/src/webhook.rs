@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::batcher::{Batcher, new_event_id};
 use crate::error::WebhookError;
+use crate::limits::{InFlight, Throttle};
 
 /// How long a request's whole body may take to arrive once its head is in. actix-web
 /// times out only the head (`client_request_timeout`); without this a client that sends
@@ -41,6 +42,12 @@ pub struct WebhookState {
     pub sources: BTreeMap<String, Route>,
     pub batcher: Batcher,
     pub max_body_bytes: usize,
+    /// `http.request_timeout`: once the body is in, the commit must follow within it.
+    pub request_timeout: hookline_domain::HumanDuration,
+    /// Webhooks being handled, at most `http.max_in_flight`.
+    pub in_flight: InFlight,
+    /// Log lines for overload refusals (shed, deadline), at most one a second.
+    pub overload_log: Throttle,
 }
 
 #[derive(Serialize)]
@@ -86,16 +93,20 @@ pub async fn receive(
     set_remote_parent(&span, incoming);
     let result = match source {
         None => Err(WebhookError::UnknownSource),
-        Some(source) => {
-            handle(&req, payload, source, &state, &span)
-                .instrument(span.clone())
-                .await
-        }
+        // Refused before the body is read: overload must not cost memory.
+        Some(source) => match state.in_flight.try_enter() {
+            None => Err(WebhookError::Shed(state.in_flight.max())),
+            Some(_slot) => {
+                handle(&req, payload, source, &state, &span)
+                    .instrument(span.clone())
+                    .await
+            }
+        },
     };
     let outcome = match &result {
         Ok(a) if a.duplicate => "duplicate",
         Ok(_) => "accepted",
-        Err(e) => e.code(),
+        Err(e) => e.outcome(),
     };
     metrics::counter!(names::INGEST_REQUESTS, "source" => label.clone(), "outcome" => outcome)
         .increment(1);
@@ -107,6 +118,11 @@ pub async fn receive(
         }
         Err(WebhookError::Unavailable(cause)) => {
             tracing::warn!(webhook.source = %label, error = %cause, "webhook refused: database unavailable")
+        }
+        Err(e @ (WebhookError::Deadline(_) | WebhookError::Shed(_))) => {
+            if let Some(refusals) = state.overload_log.admit() {
+                tracing::warn!(webhook.source = %label, error = e.outcome(), detail = %e, refusals, "webhooks refused: overloaded (refusals counts those since the last line)")
+            }
         }
         Err(e) => {
             tracing::info!(webhook.source = %label, error = e.code(), detail = %e, "webhook rejected")
@@ -145,6 +161,9 @@ async fn handle(
     let body = tokio::time::timeout(BODY_TIMEOUT, read_body(req, payload, state.max_body_bytes))
         .await
         .map_err(|_| WebhookError::BodyTimeout(BODY_TIMEOUT.as_secs()))??;
+    // The deadline counts from here: the body's pace is the client's (BODY_TIMEOUT
+    // bounds it); what follows is ours.
+    let commit_by = tokio::time::Instant::now() + state.request_timeout.get();
     let headers = Headers::new(
         req.headers()
             .iter()
@@ -205,10 +224,12 @@ async fn handle(
             .or_else(|| headers.get_str("traceparent").map(str::to_string)),
         dedup_horizon: source.retention.dedup_horizon,
     };
-    let stored = state
-        .batcher
-        .insert(event)
+    // Past the deadline the request is answered 503 while its row may still be queued or
+    // committing: nothing uncommitted is acknowledged, and a row that commits after all
+    // makes the client's retry a duplicate.
+    let stored = tokio::time::timeout_at(commit_by, state.batcher.insert(event))
         .await
+        .map_err(|_| WebhookError::Deadline(state.request_timeout))?
         .map_err(WebhookError::Unavailable)?;
     Ok(Accepted {
         status: if stored.duplicate {

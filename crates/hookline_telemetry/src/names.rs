@@ -2,8 +2,8 @@
 
 /// Counter, labels `source`, `outcome` (accepted, duplicate, invalid_signature,
 /// bad_payload, unknown_source, payload_too_large, unsupported_encoding, request_timeout,
-/// headers_too_large,
-/// unavailable).
+/// headers_too_large, unavailable, deadline: not committed within `http.request_timeout`,
+/// shed: over `http.max_in_flight`).
 pub const INGEST_REQUESTS: &str = "hookline_ingest_requests_total";
 /// Histogram of request handling time, label `outcome`.
 pub const INGEST_LATENCY: &str = "hookline_ingest_request_duration_seconds";
