@@ -1,6 +1,6 @@
 # Hookline: a thin index over scripts/*.sh. `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help up down test lint fmt schema-check ci services bench bench-smoke soak cluster-test overload chaos
+.PHONY: help up down test lint fmt schema-check ci services bench bench-smoke bench-scale soak cluster-test overload chaos
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ bench: ## Ceilings + Hookline figures from one run (~5 min), written to BENCHMAR
 
 bench-smoke: ## Every benchmark step for ~1 s (CI; figures meaningless), to .run/BENCHMARKS.smoke.md
 	@BENCH_SMOKE=1 BENCH_OUT=.run/BENCHMARKS.smoke.md scripts/bench.sh >/dev/null
+
+bench-scale: ## Ingest on an empty database vs 20 M stored events, and during maintenance (~20 min, ~15 GB disk)
+	@scripts/bench_scale.sh
 
 soak: ## hookline-ingest under steady load for 10 min; fails if its memory grows
 	@scripts/soak.sh

@@ -75,6 +75,23 @@ pub struct LoadArgs {
     /// A label copied into the JSON output.
     #[arg(long, default_value = "")]
     pub label: String,
+    /// Event ids spread over the whole key space (a bijective mix of the sequence number
+    /// first, then the run), as provider ids are, instead of one run's ids side by side.
+    #[arg(long)]
+    pub scatter_keys: bool,
+    /// Also report latency per second of the run (`timeline`: count, p50, p99, max), so a
+    /// script can look at the seconds something else was happening.
+    #[arg(long)]
+    pub timeline: bool,
+}
+
+/// splitmix64's finalizer: a bijection of u64, so distinct sequence numbers give distinct
+/// ids whose order tells nothing.
+fn mix(seq: u64) -> u64 {
+    let mut z = seq.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 struct Generator {
@@ -88,7 +105,11 @@ struct Generator {
 
 impl Generator {
     fn request(&self, seq: u64) -> Vec<u8> {
-        let id = format!("{}-{seq}", self.run);
+        let id = if self.args.scatter_keys {
+            format!("{:016x}-{}", mix(seq), self.run)
+        } else {
+            format!("{}-{seq}", self.run)
+        };
         let resource = format!("{}-r{}", self.run, seq % self.args.resources.max(1));
         let status = &self.statuses[fastrand::usize(..self.statuses.len())];
         let body = json!({
@@ -144,10 +165,16 @@ impl Generator {
 
 struct ConnStats {
     latency_us: Histogram<u64>,
+    /// Per second since the start, when `--timeline`.
+    per_second: Vec<Histogram<u64>>,
     statuses: BTreeMap<u16, u64>,
     errors: u64,
     /// Sequence numbers answered 200/202 (kept only with --acked-out).
     acked: Vec<u64>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
 }
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
@@ -195,11 +222,13 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             tokio::spawn(async move {
                 let mut conn = Conn::new(&addr);
                 let mut stats = ConnStats {
-                    latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+                    latency_us: histogram(),
+                    per_second: Vec::new(),
                     statuses: BTreeMap::new(),
                     errors: 0,
                     acked: Vec::new(),
                 };
+                let timeline = generator.args.timeline;
                 let mut ticker = per_conn_interval.map(|i| {
                     let mut t = tokio::time::interval(i);
                     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -214,9 +243,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                     let sent = Instant::now();
                     match conn.send(&request).await {
                         Ok(status) => {
-                            let _ = stats
-                                .latency_us
-                                .record(sent.elapsed().as_micros().max(1) as u64);
+                            let us = sent.elapsed().as_micros().max(1) as u64;
+                            let _ = stats.latency_us.record(us);
+                            if timeline {
+                                let second = sent.duration_since(started).as_secs() as usize;
+                                if stats.per_second.len() <= second {
+                                    stats.per_second.resize_with(second + 1, histogram);
+                                }
+                                let _ = stats.per_second[second].record(us);
+                            }
                             *stats.statuses.entry(status).or_default() += 1;
                             if keep_acked && (status == 200 || status == 202) {
                                 stats.acked.push(seq);
@@ -233,7 +268,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
         stop.store(true, Ordering::Relaxed);
     }
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut latency = histogram();
+    let mut per_second: Vec<Histogram<u64>> = Vec::new();
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
     let mut errors = 0;
     let mut acked = std::collections::BTreeSet::new();
@@ -241,6 +277,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         let stats = task.await?;
         acked.extend(stats.acked);
         latency.add(&stats.latency_us)?;
+        if per_second.len() < stats.per_second.len() {
+            per_second.resize_with(stats.per_second.len(), histogram);
+        }
+        for (total, second) in per_second.iter_mut().zip(&stats.per_second) {
+            total.add(second)?;
+        }
         for (status, n) in stats.statuses {
             *statuses.entry(status).or_default() += n;
         }
@@ -269,6 +311,21 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": latency.max() as f64 / 1000.0},
         "statuses": statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
     });
+    if args.timeline {
+        let started_unix = started_wall
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        report["started_unix"] = json!(started_unix);
+        report["timeline"] = per_second
+            .iter()
+            .enumerate()
+            .map(|(second, h)| {
+                let q = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+                json!({"second": second, "count": h.len(), "p50": q(0.5), "p99": q(0.99),
+                       "max": h.max() as f64 / 1000.0})
+            })
+            .collect();
+    }
     if let Some(url) = &args.database_url {
         let accepted = statuses.get(&202).copied().unwrap_or(0) + args.seed_events;
         let e2e = crate::e2e::wait_processed(

@@ -686,3 +686,36 @@ async fn on_a_lifecycle_source_handlers_see_only_applied_decisions_and_never_red
         .await;
     assert!(refused.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_payload_was_pruned_fails_before_its_handlers_and_the_rest_go_on() {
+    let db = TestDb::new().await;
+    TestDb::execute(&db, "CREATE TABLE effect_marks (event_id uuid PRIMARY KEY)").await;
+    let pruned = insert(&db, "apify", Some("run-1"), Some("RUNNING")).await;
+    let kept = insert(&db, "apify", Some("run-2"), Some("RUNNING")).await;
+    // What retention does to an old payload (here by hand: the event was never decided).
+    TestDb::execute(
+        &db,
+        &format!("DELETE FROM event_payloads WHERE id = '{pruned}'"),
+    )
+    .await;
+    let probe = Probe::new(Marks);
+    let toml = config_toml(&db.url, &amqp_prefix(), APIFY_SOURCE);
+    let deps = deps(&db, &toml).with_handlers(Handlers::new().on_source("apify", probe.clone()));
+
+    let outcomes = process_batch(&deps, &[pruned, kept]).await.unwrap();
+    match &outcomes[&pruned] {
+        Outcome::Failed { reason } => assert!(reason.contains("payload pruned"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&outcomes[&kept], Outcome::Processed { .. }));
+    assert_eq!(probe.calls(pruned), 0, "no handler ever saw an empty body");
+    assert_eq!(probe.calls(kept), 1);
+    assert!(
+        resource(&db, "apify", "run-1")
+            .await
+            .unwrap()
+            .transitions
+            .is_empty()
+    );
+}
