@@ -23,7 +23,10 @@ secs="${FUZZ_SECS:-600}"
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || die "FUZZ_SECS must be a whole number of seconds, got '$secs'"
 work="$RUN_DIR/fuzz"
 triple="$(rustc -vV | sed -n 's/^host: //p')"
-bin="fuzz/target/$triple/release"
+# FUZZ_TARGET_DIR: where the instrumented build goes (default fuzz/target). CI points it
+# at a cache outside the clone, so only the first run on a machine pays the cold build.
+target_dir="${FUZZ_TARGET_DIR:-fuzz/target}"
+bin="$target_dir/$triple/release"
 
 # libfuzzer-sys compiles libFuzzer (C++) with the cc crate.
 if ! have c++; then
@@ -55,7 +58,7 @@ for t in "${targets[@]}"; do
   [ -f "fuzz/fuzz_targets/$t.rs" ] || die "no fuzz target '$t' (see fuzz/fuzz_targets/)"
 done
 [ "$#" -eq 1 ] && build_args=("$1")
-cargo fuzz build --fuzz-dir fuzz --sanitizer none "${build_args[@]}"
+cargo fuzz build --fuzz-dir fuzz --sanitizer none --target-dir "$target_dir" "${build_args[@]}"
 
 # merge TARGET SCRATCH LOG: adds to fuzz/corpus/TARGET the fewest inputs of SCRATCH that
 # reach edges its files do not (edges only, not hit counts, so the committed corpus grows
