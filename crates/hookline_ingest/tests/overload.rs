@@ -60,7 +60,7 @@ async fn inserts_waiting(db: &TestDb) -> i64 {
     count(
         db,
         "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-         AND wait_event_type = 'Lock' AND query LIKE 'WITH new AS (INSERT INTO events%'",
+         AND wait_event_type = 'Lock' AND query LIKE 'WITH input AS (%INSERT INTO dedup_keys%'",
     )
     .await
     .unwrap()
