@@ -233,6 +233,20 @@ pub struct KeyPrefixFigures {
     pub max_ms: Option<f64>,
 }
 
+/// The `LIKE` pattern matching every string that starts with `prefix`: its wildcards
+/// (`%`, `_`) and the escape character are escaped.
+fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// [`KeyPrefixFigures`] for `source`'s events whose dedup key starts with `prefix`
 /// (`LIKE` wildcards in it are escaped). Read-only, no locks, one statement.
 ///
@@ -243,13 +257,6 @@ pub async fn key_prefix_figures(
     source: &str,
     prefix: &str,
 ) -> Result<KeyPrefixFigures, DbError> {
-    let escaped: String = prefix
-        .chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
     Ok(diesel::sql_query(
         "SELECT count(*) AS stored, \
            count(*) FILTER (WHERE state = ANY($3)) AS decided, \
@@ -264,7 +271,7 @@ pub async fn key_prefix_figures(
          FROM events WHERE source = $1 AND dedup_key LIKE $2",
     )
     .bind::<Text, _>(source)
-    .bind::<Text, _>(format!("{escaped}%"))
+    .bind::<Text, _>(like_prefix(prefix))
     .bind::<Array<Text>, _>(vec![
         StateColumn(EventState::Processed),
         StateColumn(EventState::Failed),
@@ -285,13 +292,6 @@ pub async fn key_prefix_delivery_figures(
     prefix: &str,
     destination: &str,
 ) -> Result<KeyPrefixFigures, DbError> {
-    let escaped: String = prefix
-        .chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
     Ok(diesel::sql_query(
         "SELECT count(d.id) AS stored, count(d.delivered_at) AS decided, \
            extract(epoch FROM max(d.delivered_at) - min(e.received_at))::float8 AS span_s, \
@@ -306,8 +306,20 @@ pub async fn key_prefix_delivery_figures(
          WHERE e.source = $1 AND e.dedup_key LIKE $2",
     )
     .bind::<Text, _>(source)
-    .bind::<Text, _>(format!("{escaped}%"))
+    .bind::<Text, _>(like_prefix(prefix))
     .bind::<Text, _>(destination)
     .get_result(conn)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_prefix;
+
+    #[test]
+    fn like_prefixes_escape_wildcards_and_the_escape_character() {
+        assert_eq!(like_prefix("run-"), "run-%");
+        assert_eq!(like_prefix(r"a%b_c\d"), r"a\%b\_c\\d%");
+        assert_eq!(like_prefix(""), "%");
+    }
 }
