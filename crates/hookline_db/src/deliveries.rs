@@ -32,12 +32,49 @@ pub struct NewDelivery<'a> {
     pub status: Option<&'a str>,
     /// The lifecycle outcome, if the source has a lifecycle (`hookline-outcome`).
     pub outcome: Option<&'a str>,
+    /// `Some(lease)`: the row starts leased to the caller for its first attempt
+    /// (`attempts` = 1, due again only once `lease` has passed), so the caller sends it
+    /// straight after the commit, without a claim. `None`: the row is due at once, for
+    /// whichever worker claims it ([`claim_deliveries`]).
+    pub leased: Option<Duration>,
+}
+
+/// A delivery intent that was new, and is leased to the caller for its first attempt
+/// ([`NewDelivery::leased`]). It becomes a [`ClaimedDelivery`] once its payload is read
+/// ([`leased_deliveries`]).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct LeasedDelivery {
+    /// The delivery row's id.
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    /// The event (`webhook-id`).
+    #[diesel(sql_type = SqlUuid)]
+    pub event_id: Uuid,
+    /// The destination's name.
+    #[diesel(sql_type = Text)]
+    pub destination: String,
+    /// The event's source.
+    #[diesel(sql_type = Text)]
+    pub source: String,
+    /// Its resource key.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub resource_key: Option<String>,
+    /// The status it reported.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub status: Option<String>,
+    /// The lifecycle outcome.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub outcome: Option<String>,
+    /// The attempt the lease is for (1).
+    #[diesel(sql_type = Integer)]
+    pub attempt: i32,
 }
 
 /// Inserts the delivery intents, one per (event, destination), in the caller's decision
 /// transaction; an intent that already exists (a replayed event) is left as it is
 /// (`ON CONFLICT DO NOTHING`): redrive is how a settled delivery is sent again. Returns
-/// how many were new. Rows are inserted in the order given, so for one resource the ids
+/// the new intents that start leased to the caller ([`NewDelivery::leased`]), in no
+/// particular order. Rows are inserted in the order given, so for one resource the ids
 /// follow the decision order (what `ordered = true` delivers by).
 ///
 /// # Errors
@@ -45,15 +82,22 @@ pub struct NewDelivery<'a> {
 pub async fn enqueue_deliveries(
     conn: &mut AsyncPgConnection,
     rows: &[NewDelivery<'_>],
-) -> Result<usize, DbError> {
+) -> Result<Vec<LeasedDelivery>, DbError> {
     if rows.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     Ok(diesel::sql_query(
-        "INSERT INTO deliveries (event_id, destination, source, resource_key, status, outcome) \
-         SELECT e, d, s, r, st, o FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], \
-                $5::text[], $6::text[]) WITH ORDINALITY AS u(e, d, s, r, st, o, n) ORDER BY n \
-         ON CONFLICT (event_id, destination) DO NOTHING",
+        "WITH new AS (\
+           INSERT INTO deliveries (event_id, destination, source, resource_key, status, outcome, \
+                                   attempts, next_attempt_at) \
+           SELECT e, d, s, r, st, o, CASE WHEN l IS NULL THEN 0 ELSE 1 END, \
+                  now() + coalesce(l, 0) * interval '1 millisecond' \
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                         $7::bigint[]) WITH ORDINALITY AS u(e, d, s, r, st, o, l, n) ORDER BY n \
+           ON CONFLICT (event_id, destination) DO NOTHING \
+           RETURNING id, event_id, destination, source, resource_key, status, outcome, attempts) \
+         SELECT id, event_id, destination, source, resource_key, status, outcome, \
+                attempts AS attempt FROM new WHERE attempts > 0",
     )
     .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.destination).collect::<Vec<_>>())
@@ -61,8 +105,92 @@ pub async fn enqueue_deliveries(
     .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.resource_key).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.status).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
-    .execute(conn)
+    .bind::<Array<Nullable<BigInt>>, _>(
+        rows.iter()
+            .map(|r| r.leased.map(millis))
+            .collect::<Vec<_>>(),
+    )
+    .load(conn)
     .await?)
+}
+
+/// `duration` in whole milliseconds, as the SQL intervals here take it.
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[derive(QueryableByName)]
+struct PayloadRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    headers: serde_json::Value,
+    #[diesel(sql_type = diesel::sql_types::Bytea)]
+    body: Vec<u8>,
+    #[diesel(sql_type = Nullable<Text>)]
+    traceparent: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    received_at: OffsetDateTime,
+}
+
+/// The leased deliveries `leased` with their events' payloads read (one read-only
+/// statement): what [`claim_deliveries`] returns for rows it leased itself. A delivery
+/// whose payload is gone gets `payload: None`.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn leased_deliveries(
+    conn: &mut AsyncPgConnection,
+    leased: Vec<LeasedDelivery>,
+) -> Result<Vec<ClaimedDelivery>, DbError> {
+    if leased.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<Uuid> = leased.iter().map(|d| d.event_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows: Vec<PayloadRow> = diesel::sql_query(
+        "SELECT e.id, p.headers, p.body, e.traceparent, e.received_at \
+           FROM events e JOIN event_payloads p ON p.id = e.id WHERE e.id = ANY($1)",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .load(conn)
+    .await?;
+    let mut payloads: std::collections::HashMap<Uuid, DeliveryPayload> = rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.id,
+                DeliveryPayload {
+                    headers: decode_headers(&r.headers),
+                    body: r.body,
+                    traceparent: r.traceparent,
+                    received_at: r.received_at,
+                },
+            )
+        })
+        .collect();
+    let mut out: Vec<ClaimedDelivery> = Vec::with_capacity(leased.len());
+    for d in leased {
+        // An event repeated in `leased` (deliveries to several destinations) shares its
+        // payload; the usual call is one destination's, with each event once.
+        let payload = payloads.remove(&d.event_id).or_else(|| {
+            out.iter()
+                .find(|o| o.event_id == d.event_id)
+                .and_then(|o| o.payload.clone())
+        });
+        out.push(ClaimedDelivery {
+            id: d.id,
+            event_id: d.event_id,
+            source: d.source,
+            resource_key: d.resource_key,
+            status: d.status,
+            outcome: d.outcome,
+            attempt: d.attempt,
+            payload,
+        });
+    }
+    Ok(out)
 }
 
 #[derive(QueryableByName)]
@@ -170,7 +298,7 @@ pub async fn claim_deliveries(
     .bind::<Text, _>(destination)
     .bind::<Bool, _>(ordered)
     .bind::<BigInt, _>(limit)
-    .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+    .bind::<BigInt, _>(millis(lease))
     .load(conn)
     .await?;
     Ok(rows
@@ -255,10 +383,7 @@ pub async fn settle_deliveries(
     .bind::<Array<Nullable<BigInt>>, _>(
         results
             .iter()
-            .map(|r| {
-                r.retry_in
-                    .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            })
+            .map(|r| r.retry_in.map(millis))
             .collect::<Vec<_>>(),
     )
     .execute(conn)

@@ -30,10 +30,10 @@ pub use admin::{
 pub use audit::{KeyAudit, key_audit};
 pub use checks::{IntegrityFigures, integrity_figures, lock_events_table, release_events_table};
 pub use deliveries::{
-    ClaimedDelivery, DeliveryFilter, DeliveryPayload, DeliveryResult, DeliveryView, NewDelivery,
-    claim_deliveries, count_redrivable, enqueue_deliveries, event_deliveries, list_deliveries,
-    pause_destination, paused_destinations, pending_deliveries, redrive_deliveries,
-    resume_destination, settle_deliveries,
+    ClaimedDelivery, DeliveryFilter, DeliveryPayload, DeliveryResult, DeliveryView, LeasedDelivery,
+    NewDelivery, claim_deliveries, count_redrivable, enqueue_deliveries, event_deliveries,
+    leased_deliveries, list_deliveries, pause_destination, paused_destinations, pending_deliveries,
+    redrive_deliveries, resume_destination, settle_deliveries,
 };
 pub use diesel_async::AsyncPgConnection;
 pub use error::{DbError, is_retryable};

@@ -38,6 +38,10 @@ pub const DELIVERY_LAG: &str = "hookline_deliveries_lag_seconds";
 pub const DELIVERY_CIRCUIT: &str = "hookline_deliveries_circuit_state";
 /// Gauge: pending deliveries (due or waiting for a retry), by `destination`.
 pub const DELIVERY_PENDING: &str = "hookline_deliveries_pending";
+/// Counter: committed deliveries the step could not hand to their destination's loop in
+/// this process (it held its maximum), by `destination`; each is sent once its lease
+/// runs out instead.
+pub const DELIVERY_HANDOFFS_SKIPPED: &str = "hookline_deliveries_handoffs_skipped_total";
 /// Gauge, label `table`: live rows of a retention-managed table (PostgreSQL's estimate),
 /// as of the last maintenance pass.
 pub const RETENTION_TABLE_ROWS: &str = "hookline_retention_table_rows";

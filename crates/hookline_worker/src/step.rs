@@ -16,8 +16,8 @@ use std::sync::Arc;
 use diesel_async::AsyncConnection;
 use hookline_config::Sources;
 use hookline_db::{
-    AsyncPgConnection, DbError, EventHead, EventPayload, Pool, ResourceUpdate, TransitionRow,
-    enqueue_deliveries, event_payloads, finish_events, lock_events, lock_resources,
+    AsyncPgConnection, DbError, EventHead, EventPayload, LeasedDelivery, Pool, ResourceUpdate,
+    TransitionRow, enqueue_deliveries, event_payloads, finish_events, lock_events, lock_resources,
     record_transitions,
 };
 use hookline_domain::{EventState, Lifecycle};
@@ -203,24 +203,34 @@ pub async fn process_batch(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Outcome>, ProcessError> {
     let mut conn = deps.pool.get().await.map_err(DbError::from)?;
-    let (outcomes, woken) = conn
+    let (outcomes, committed) = conn
         .transaction::<_, ProcessError, _>(async |conn| {
             decide(conn, &deps.sources, &deps.handlers, &deps.routes, ids).await
         })
         .await?;
-    deps.routes.wake(&woken);
+    deps.routes.wake(&committed.woken);
+    deps.routes.hand_off(committed.leased);
     Ok(outcomes)
 }
 
-/// The body of [`process_batch`]'s transaction: the outcomes, and the destinations that
-/// got delivery intents (to wake once it committed).
+/// The delivery intents a decision transaction committed, for after the commit.
+#[derive(Default)]
+struct Committed {
+    /// The destinations to wake: they got intents due at once.
+    woken: Vec<usize>,
+    /// The intents leased to this process, to hand to their destinations' loops.
+    leased: Vec<LeasedDelivery>,
+}
+
+/// The body of [`process_batch`]'s transaction: the outcomes, and the delivery intents it
+/// committed.
 async fn decide(
     conn: &mut AsyncPgConnection,
     sources: &Sources,
     handlers: &Handlers,
     routes: &Routes,
     ids: &[Uuid],
-) -> Result<(HashMap<Uuid, Outcome>, Vec<usize>), ProcessError> {
+) -> Result<(HashMap<Uuid, Outcome>, Committed), ProcessError> {
     let mut sorted = ids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -263,8 +273,9 @@ async fn decide(
         })
         .collect();
     finish_events(conn, &finished).await?;
-    let mut woken = Vec::new();
+    let mut committed = Committed::default();
     if !routes.is_empty() {
+        let mut woken = Vec::new();
         let mut intents = Vec::new();
         for d in &decided {
             match &d.verdict {
@@ -275,12 +286,13 @@ async fn decide(
                 }
             }
         }
-        enqueue_deliveries(conn, &intents).await?;
+        committed.leased = enqueue_deliveries(conn, &intents).await?;
         woken.sort_unstable();
         woken.dedup();
+        committed.woken = woken;
     }
     outcomes.extend(decided.into_iter().map(|d| (d.event.id, d.into_outcome())));
-    Ok((outcomes, woken))
+    Ok((outcomes, committed))
 }
 
 /// Decides the open events ([`decide_locked`]) and calls the matching effect handlers of
