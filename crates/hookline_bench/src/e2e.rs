@@ -4,6 +4,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 
+/// How often the figures are read while waiting. Each read aggregates the whole run in
+/// PostgreSQL (a heavy statement, competing with the pipeline it measures); the figures
+/// come from PostgreSQL's timestamps, so reading less often changes none of them.
+const POLL: Duration = Duration::from_secs(1);
+
 /// Waits until `expected` events of run `run` are processed (or failed), then reports
 /// processed events/s (first receipt to last processing) and received->processed latency.
 pub async fn wait_processed(
@@ -24,7 +29,7 @@ pub async fn wait_processed(
         if figures.decided as u64 >= expected || Instant::now() > deadline {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(POLL).await;
     }
     let span = figures.span_s.unwrap_or(0.0);
     let _ = started;
@@ -59,7 +64,7 @@ pub async fn wait_delivered(
         if figures.decided >= figures.stored || Instant::now() > deadline {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(POLL).await;
     }
     let span = figures.span_s.unwrap_or(0.0);
     Ok(json!({
