@@ -21,13 +21,19 @@ pub fn serve(addr: &str, workers: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves a webhook destination that answers `204` to any `POST` at once (the end-to-end
-/// benchmark's receiver), until the process is killed.
+/// Serves a webhook destination that reads the body of any `POST` and answers `204` (the
+/// end-to-end benchmark's receiver), until the process is killed.
+///
+/// It reads the body as a real receiver does (it has to, to verify the signature): actix
+/// closes a keep-alive connection whose request body was left unread, and the sender would
+/// then open one TCP connection per delivery.
 pub fn serve_sink(addr: &str, workers: usize) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async {
         HttpServer::new(|| {
-            App::new()
-                .default_service(web::post().to(|| async { HttpResponse::NoContent().finish() }))
+            App::new().default_service(web::post().to(|body: web::Bytes| async move {
+                drop(body);
+                HttpResponse::NoContent().finish()
+            }))
         })
         .workers(workers)
         .bind(addr)?
