@@ -35,4 +35,8 @@ pub use effects::{EffectDecision, EffectEvent, Handler, HandlerError, Handlers};
 pub use processor::Processor;
 pub use schedule::{NextStep, RetryPolicy};
 pub use startup::{Worker, WorkerBuilder};
+
+// The binary's global allocator (src/main.rs): a package dependency, so the library sees
+// it as well.
+use mimalloc as _;
 pub use step::{Deps, Outcome, ProcessError, Transition, process, process_batch};
