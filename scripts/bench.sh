@@ -53,7 +53,9 @@ csv() { local IFS=,; echo "$*"; }
 say "ceiling: actix hello world"
 "$bin/hookline-bench" hello-server --addr 127.0.0.1:18080 --workers 2 & hello=$!; pids+=($hello)
 sleep 0.5
+cpu_snap hello-before --group ingest=$hello
 load --addr 127.0.0.1:18080 --scheme none --duration "$secs" --label hello >"$work/hello.json"
+cpu_snap hello-after --group ingest=$hello
 kill -TERM $hello; wait $hello 2>/dev/null || true
 
 psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS hookline_bench_pg" -qc "CREATE DATABASE hookline_bench_pg"
@@ -263,6 +265,13 @@ def cpu(step):
         return None
     d = {k: v - b["groups"].get(k, 0.0) for k, v in a["groups"].items()}
     d["machine"], d["wall"] = a["machine"] - b["machine"], a["t"] - b["t"]
+    # The busiest processes outside the groups (by name), to say what else ran.
+    others = {}
+    for pid, (name, used) in a.get("others", {}).items():
+        before = b.get("others", {}).get(pid, [name, 0.0])[1]
+        name = "kernel workers" if name.startswith("kworker/") else name  # their names change
+        others[name] = others.get(name, 0.0) + used - before
+    d["others"] = sorted(((n, v) for n, v in others.items() if v >= 0.1), key=lambda x: -x[1])
     return d
 drain = j("drain")
 def path_us(step, events, own):
@@ -293,6 +302,7 @@ rows.append(("Hookline: end to end, 2 workers, + one HTTP destination (every dec
 
 cpu_rows, busy_elsewhere = [], []
 for step, label, events, unit in [
+    ("hello", "Hello world (the server in the ingest column)", hello["requests"], "answered request"),
     ("ceiling", "Ceiling (a) (the server in the ingest column)", ceiling["statuses"].get("202", 0), "accepted webhook"),
     ("unique", "Durable ingest, unique keys (token)", unique["statuses"].get("202", 0), "accepted webhook"),
     ("sw", "Durable ingest, Standard Webhooks HMAC", j("sw")["statuses"].get("202", 0), "accepted webhook"),
@@ -309,7 +319,8 @@ for step, label, events, unit in [
     known = sum(c.get(k, 0.0) for k in ("ingest", "worker", "postgres", "rabbitmq")) + load_s
     cells = [us("ingest"), us("postgres"), us("rabbitmq"), us("worker")]
     if c["machine"] > 0 and (c["machine"] - known) / c["machine"] > 0.15:
-        busy_elsewhere.append(f'{label.lower()} ({(c["machine"] - known) / c["machine"] * 100:.0f} %)')
+        top = ", ".join(f"{n} {v:.1f} s" for n, v in c["others"][:3])
+        busy_elsewhere.append(f'{label.lower()} ({(c["machine"] - known) / c["machine"] * 100:.0f} %{": " + top if top else ""})')
     cpu_rows.append((label, unit, f"{events:,}", *(f"{v:.0f}" for v in cells), f"{sum(cells):.0f}",
                      f"{load_s * 1e6 / events:.0f}", f"{(c['machine'] - known) * 1e6 / events:.0f}",
                      f"{c['machine'] / c['wall']:.2f}" if c["wall"] > 0 else ""))
@@ -346,7 +357,9 @@ with open(out, "w") as fh:
         fh.write("| " + " | ".join(r) + " |\n")
     fh.write("\nPostgreSQL: the postmaster, its auxiliary processes and the backends of the benchmark's databases; "
              "RabbitMQ: beam.smp and its children; Other: the rest of the machine's busy time (the kernel's "
-             "share not charged to a process, other users of the shared services). Cores busy: machine busy time "
+             "share not charged to a process, other users of the shared services). PostgreSQL and RabbitMQ also carry "
+             "background work an earlier step left (autovacuum, queue persistence): the cached-duplicates step stores nothing. "
+             "Cores busy: machine busy time "
              "over wall time (2 = saturated).\n")
     if busy_elsewhere:
         fh.write("\n**Other work took more than 15 % of the machine during: " + ", ".join(busy_elsewhere) +

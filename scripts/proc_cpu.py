@@ -17,6 +17,7 @@ Groups:
   rabbitmq      beam.smp and all its descendants
   NAME          each --group: the listed processes and their descendants
   machine       every core's busy time (/proc/stat), to see what else ran
+  others        every other live process (pid: [comm, CPU seconds]), to name it
 """
 import argparse
 import json
@@ -71,7 +72,7 @@ def snapshot(args):
         return seen
 
     cpu = lambda pids: sum(procs[p][1] for p in pids)
-    groups = {}
+    groups, counted = {}, set()
     pg_dbs = set(filter(None, args.pg_db.split(",")))
     if args.postmaster:
         everything = tree([args.postmaster])
@@ -80,18 +81,31 @@ def snapshot(args):
             m = CLIENT.match(title(pid)) if pid != args.postmaster else None
             if m is None or m.group(2) in pg_dbs:
                 mine.add(pid)
+        counted |= everything
         groups["postgres"] = cpu(mine)
         groups["postgres_all"] = cpu(everything) + procs.get(args.postmaster, (0, 0, 0))[2]
     if args.rabbit:
-        groups["rabbitmq"] = cpu(tree([args.rabbit]))
+        rabbit = tree([args.rabbit])
+        counted |= rabbit
+        groups["rabbitmq"] = cpu(rabbit)
     for spec in args.group:
         name, _, pids = spec.partition("=")
-        groups[name] = cpu(tree([int(p) for p in pids.split(",") if p]))
+        members = tree([int(p) for p in pids.split(",") if p])
+        counted |= members
+        groups[name] = cpu(members)
+    others = {}
+    for pid in procs:
+        if pid not in counted and pid != os.getpid() and procs[pid][1] > 0:
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    others[pid] = [f.read().strip(), procs[pid][1]]
+            except OSError:
+                pass
     with open("/proc/stat") as f:
         fields = [int(v) for v in f.readline().split()[1:]]
     # user nice system idle iowait irq softirq steal (guest is inside user already)
     busy = sum(fields[i] for i in (0, 1, 2, 5, 6, 7) if i < len(fields)) / HZ
-    return {"t": time.monotonic(), "machine": busy, "groups": groups}
+    return {"t": time.monotonic(), "machine": busy, "groups": groups, "others": others}
 
 
 def main():
