@@ -26,7 +26,9 @@ async fn a_batch_stores_new_keys_once_and_names_them() {
 
     let first = keys(&["b", "a", "b"]);
     let bodies = vec![b"{}".to_vec(); first.len()];
-    let stored = insert_ceiling_rows(&mut conn, &first, &bodies).await.unwrap();
+    let stored = insert_ceiling_rows(&mut conn, &first, &bodies)
+        .await
+        .unwrap();
     assert_eq!(stored, HashSet::from(["a".to_string(), "b".to_string()]));
 
     let second = keys(&["a", "c"]);
@@ -35,5 +37,10 @@ async fn a_batch_stores_new_keys_once_and_names_them() {
         .unwrap();
     assert_eq!(stored, HashSet::from(["c".to_string()]));
 
-    assert!(insert_ceiling_rows(&mut conn, &[], &[]).await.unwrap().is_empty());
+    assert!(
+        insert_ceiling_rows(&mut conn, &[], &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
