@@ -189,6 +189,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let statuses: Vec<String> = args.statuses.split(',').map(str::to_string).collect();
     anyhow::ensure!(!statuses.is_empty(), "--statuses is empty");
     let pad = "x".repeat(args.body_bytes.saturating_sub(170));
+    // Before any event of this run is received (seed events included), with a second to
+    // spare: what end-to-end polling scans from.
+    let since = SystemTime::now() - Duration::from_secs(1);
     let generator = Arc::new(Generator {
         args: args.clone(),
         run: run.clone(),
@@ -208,6 +211,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
+    let cpu_before = crate::e2e::own_cpu_s();
     let started = Instant::now();
     let started_wall = SystemTime::now();
     let per_conn_interval = args
@@ -289,6 +293,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         errors += stats.errors;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let load_cpu_s = crate::e2e::own_cpu_s() - cpu_before;
     let total: u64 = statuses.values().sum();
     if let Some(path) = &args.acked_out {
         // Seed events were sent before the measured run; their answers are not kept, so
@@ -309,6 +314,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         "errors": errors,
         "rps": total as f64 / elapsed,
         "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": latency.max() as f64 / 1000.0},
+        "load_cpu_s": load_cpu_s,
+        "since_unix": since.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
         "statuses": statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
     });
     if args.timeline {
@@ -328,20 +335,20 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     }
     if let Some(url) = &args.database_url {
         let accepted = statuses.get(&202).copied().unwrap_or(0) + args.seed_events;
-        let e2e = crate::e2e::wait_processed(
-            url,
-            &args.source,
-            &run,
-            accepted,
-            started_wall,
-            args.wait_secs,
-        )
-        .await?;
+        let e2e =
+            crate::e2e::wait_processed(url, &args.source, &run, accepted, since, args.wait_secs)
+                .await?;
         report["e2e"] = e2e;
         if let Some(destination) = &args.destination {
-            report["delivery"] =
-                crate::e2e::wait_delivered(url, &args.source, &run, destination, args.wait_secs)
-                    .await?;
+            report["delivery"] = crate::e2e::wait_delivered(
+                url,
+                &args.source,
+                &run,
+                destination,
+                since,
+                args.wait_secs,
+            )
+            .await?;
         }
     }
     println!("{report}");

@@ -6,6 +6,10 @@
 //!   accepted event is processed and reports processed events/s and received->processed
 //!   latency (end-to-end mode).
 //! * `hello-server`: the actix-web ceiling (parse JSON, answer 202, no database).
+//! * `ceiling-server`: the bare durable-ingest ceiling (the same request, group-commit
+//!   insert into one table with a unique key, answered after the commit).
+//! * `drain-wait`: after workers start on a queue filled while none ran, how fast they
+//!   drain it.
 //! * `amqp-publish`: the RabbitMQ ceiling (persistent messages, quorum queue, confirms).
 //! * `audit`: `make cluster-test`'s verdict: acknowledged events lost, decided twice,
 //!   left unprocessed (from `load --acked-out`).
@@ -18,6 +22,7 @@
 
 mod amqp;
 mod audit;
+mod ceiling;
 mod chaos;
 mod e2e;
 mod hello;
@@ -59,6 +64,12 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         workers: usize,
     },
+    /// Serve the bare durable-ingest ceiling until killed: the same request as ingest,
+    /// stored by group commit into one table with a unique key, answered after commit.
+    CeilingServer(Box<ceiling::CeilingArgs>),
+    /// Wait until the workers decided every event of a run queued while none ran, and
+    /// report the drain rate.
+    DrainWait(Box<e2e::DrainArgs>),
     /// Publish persistent messages with confirms to a fresh quorum queue.
     AmqpPublish(amqp::AmqpArgs),
     /// Check a run's acknowledged events in PostgreSQL: none lost, none decided twice.
@@ -78,6 +89,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::HelloServer { addr, workers } => hello::serve(&addr, workers),
         Command::SinkServer { addr, workers } => hello::serve_sink(&addr, workers),
+        Command::CeilingServer(args) => ceiling::serve(*args),
+        Command::DrainWait(args) => runtime()?.block_on(e2e::wait_drained(*args)),
         Command::Load(args) => runtime()?.block_on(load::run(*args)),
         Command::AmqpPublish(args) => runtime()?.block_on(amqp::run(args)),
         Command::Audit(args) => runtime()?.block_on(audit::run(args)),

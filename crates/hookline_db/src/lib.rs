@@ -11,6 +11,7 @@
 
 mod admin;
 mod audit;
+mod ceiling;
 mod checks;
 mod columns;
 mod deliveries;
@@ -28,6 +29,7 @@ pub use admin::{
     EventFilter, ResourceView, TransitionView, find_event, find_events, find_resource, force_status,
 };
 pub use audit::{KeyAudit, key_audit};
+pub use ceiling::{create_ceiling_table, insert_ceiling_rows};
 pub use checks::{IntegrityFigures, integrity_figures, lock_events_table, release_events_table};
 pub use deliveries::{
     ClaimedDelivery, DeliveryFilter, DeliveryPayload, DeliveryResult, DeliveryView, LeasedDelivery,

@@ -219,6 +219,10 @@ pub struct KeyPrefixFigures {
     /// First receipt to last processing, in seconds.
     #[diesel(sql_type = Nullable<Double>)]
     pub span_s: Option<f64>,
+    /// First processing to last processing, in seconds: how long the workers took over a
+    /// backlog that was queued before they started.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub busy_span_s: Option<f64>,
     /// Median received -> processed, in milliseconds.
     #[diesel(sql_type = Nullable<Double>)]
     pub p50_ms: Option<f64>,
@@ -247,8 +251,11 @@ fn like_prefix(prefix: &str) -> String {
     pattern
 }
 
-/// [`KeyPrefixFigures`] for `source`'s events whose dedup key starts with `prefix`
-/// (`LIKE` wildcards in it are escaped). Read-only, no locks, one statement.
+/// [`KeyPrefixFigures`] for `source`'s events received from `since` on whose dedup key
+/// starts with `prefix` (`LIKE` wildcards in it are escaped). `since` bounds the scan to
+/// the run's own rows (the `(source, received_at)` index): a benchmark polls this while it
+/// measures, and must not charge PostgreSQL a scan of every earlier event each time.
+/// Read-only, no locks, one statement.
 ///
 /// # Errors
 /// [`DbError`].
@@ -256,11 +263,13 @@ pub async fn key_prefix_figures(
     conn: &mut AsyncPgConnection,
     source: &str,
     prefix: &str,
+    since: std::time::SystemTime,
 ) -> Result<KeyPrefixFigures, DbError> {
     Ok(diesel::sql_query(
         "SELECT count(*) AS stored, \
            count(*) FILTER (WHERE state = ANY($3)) AS decided, \
            extract(epoch FROM max(processed_at) - min(received_at))::float8 AS span_s, \
+           extract(epoch FROM max(processed_at) - min(processed_at))::float8 AS busy_span_s, \
            (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) \
               FILTER (WHERE processed_at IS NOT NULL))::float8 * 1000 AS p50_ms, \
            (percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) \
@@ -268,7 +277,7 @@ pub async fn key_prefix_figures(
            (percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) \
               FILTER (WHERE processed_at IS NOT NULL))::float8 * 1000 AS p99_ms, \
            (max(extract(epoch FROM processed_at - received_at)))::float8 * 1000 AS max_ms \
-         FROM events WHERE source = $1 AND dedup_key LIKE $2",
+         FROM events WHERE source = $1 AND received_at >= $4 AND dedup_key LIKE $2",
     )
     .bind::<Text, _>(source)
     .bind::<Text, _>(like_prefix(prefix))
@@ -276,13 +285,16 @@ pub async fn key_prefix_figures(
         StateColumn(EventState::Processed),
         StateColumn(EventState::Failed),
     ])
+    .bind::<Timestamptz, _>(OffsetDateTime::from(since))
     .get_result(conn)
     .await?)
 }
 
 /// [`KeyPrefixFigures`] for the deliveries to `destination` of `source`'s events whose
 /// dedup key starts with `prefix`: `stored` counts the delivery intents, `decided` the
-/// delivered ones, and the span and latencies run from receipt to the destination's 2xx. Read-only.
+/// delivered ones, and the span and latencies run from receipt to the destination's 2xx.
+/// Events received before `since` are not looked at, as with [`key_prefix_figures`].
+/// Read-only.
 ///
 /// # Errors
 /// [`DbError`].
@@ -291,10 +303,12 @@ pub async fn key_prefix_delivery_figures(
     source: &str,
     prefix: &str,
     destination: &str,
+    since: std::time::SystemTime,
 ) -> Result<KeyPrefixFigures, DbError> {
     Ok(diesel::sql_query(
         "SELECT count(d.id) AS stored, count(d.delivered_at) AS decided, \
            extract(epoch FROM max(d.delivered_at) - min(e.received_at))::float8 AS span_s, \
+           extract(epoch FROM max(d.delivered_at) - min(d.delivered_at))::float8 AS busy_span_s, \
            (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - e.received_at)) \
               FILTER (WHERE d.delivered_at IS NOT NULL))::float8 * 1000 AS p50_ms, \
            (percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - e.received_at)) \
@@ -303,11 +317,12 @@ pub async fn key_prefix_delivery_figures(
               FILTER (WHERE d.delivered_at IS NOT NULL))::float8 * 1000 AS p99_ms, \
            (max(extract(epoch FROM d.delivered_at - e.received_at)))::float8 * 1000 AS max_ms \
          FROM events e LEFT JOIN deliveries d ON d.event_id = e.id AND d.destination = $3 \
-         WHERE e.source = $1 AND e.dedup_key LIKE $2",
+         WHERE e.source = $1 AND e.received_at >= $4 AND e.dedup_key LIKE $2",
     )
     .bind::<Text, _>(source)
     .bind::<Text, _>(like_prefix(prefix))
     .bind::<Text, _>(destination)
+    .bind::<Timestamptz, _>(OffsetDateTime::from(since))
     .get_result(conn)
     .await?)
 }

@@ -13,6 +13,8 @@ use hookline_testkit::{TestDb, new_event};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn figures_count_one_runs_events_and_only_decided_ones_as_decided() {
     let db = TestDb::new().await;
+    // A second back: PostgreSQL's clock and this one are the same machine's.
+    let since = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
     let batch = vec![
         new_event("bench", "run_1-a"),
         new_event("bench", "run_1-b"),
@@ -30,14 +32,22 @@ async fn figures_count_one_runs_events_and_only_decided_ones_as_decided() {
     .await
     .unwrap();
 
-    let figures = key_prefix_figures(&mut conn, "bench", "run_1-")
+    let figures = key_prefix_figures(&mut conn, "bench", "run_1-", since)
         .await
         .unwrap();
     assert_eq!((figures.stored, figures.decided), (3, 2), "{figures:?}");
     assert!(figures.p50_ms.is_some_and(|ms| ms >= 0.0), "{figures:?}");
     assert!(figures.span_s.is_some(), "{figures:?}");
+    assert!(figures.busy_span_s.is_some_and(|s| s >= 0.0), "{figures:?}");
 
-    let none = key_prefix_figures(&mut conn, "bench", "nope-")
+    // Events received before `since` are not counted.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    let after = key_prefix_figures(&mut conn, "bench", "run_1-", later)
+        .await
+        .unwrap();
+    assert_eq!((after.stored, after.decided), (0, 0), "{after:?}");
+
+    let none = key_prefix_figures(&mut conn, "bench", "nope-", since)
         .await
         .unwrap();
     assert_eq!((none.stored, none.decided, none.p50_ms), (0, 0, None));
