@@ -128,11 +128,24 @@ pub const EVENT_TABLES: &[EventTable] = &[EventTable {
 pub struct MaintenanceOptions {
     /// Only report what the pass would do.
     pub dry_run: bool,
-    /// Rows per batched delete.
+    /// Rows per batched delete, at most (see [`Self::wal_per_batch`]).
     pub batch_size: i64,
     /// The time to prune as of (tests, what-if dry runs); `None`: the database's clock.
     pub now: Option<OffsetDateTime>,
+    /// The WAL one batched delete should write, in bytes: a batch that wrote more halves
+    /// the next one (down to [`MIN_BATCH`] rows), one that wrote under a quarter of it
+    /// doubles the next (up to `batch_size`). Every commit waits for the WAL written
+    /// before it, so a batch's WAL is a stall for the inserts that commit right after it:
+    /// deleting rows scattered over old pages writes a full page image per row.
+    pub wal_per_batch: u64,
+    /// After each batch, a pause this many times as long as the batch took (1: the
+    /// pass's deletes use half of one connection's time at most; 0: no pause), as
+    /// PostgreSQL's cost-based vacuum delay does for VACUUM.
+    pub pause_ratio: f64,
 }
+
+/// The smallest batch [`MaintenanceOptions::wal_per_batch`] shrinks a batch to.
+pub const MIN_BATCH: i64 = 20;
 
 impl Default for MaintenanceOptions {
     fn default() -> Self {
@@ -140,8 +153,76 @@ impl Default for MaintenanceOptions {
             dry_run: false,
             batch_size: 1_000,
             now: None,
+            wal_per_batch: 1 << 20,
+            pause_ratio: 1.0,
         }
     }
+}
+
+/// Sizes and paces the batches of one batched prune ([`MaintenanceOptions::wal_per_batch`],
+/// [`MaintenanceOptions::pause_ratio`]).
+struct Pacer {
+    options: MaintenanceOptions,
+    size: i64,
+    started: Instant,
+    wal_from: i64,
+}
+
+impl Pacer {
+    fn new(options: MaintenanceOptions) -> Self {
+        Self {
+            options,
+            size: options.batch_size.max(1),
+            started: Instant::now(),
+            wal_from: 0,
+        }
+    }
+
+    /// The next batch's size, as its clock and WAL position start.
+    async fn start(&mut self, conn: &mut AsyncPgConnection) -> Result<i64, DbError> {
+        self.started = Instant::now();
+        self.wal_from = wal_position(conn).await?;
+        Ok(self.size)
+    }
+
+    /// After a batch: the next one's size from the WAL this one wrote (the position is
+    /// the server's, so other sessions' WAL counts too, which errs on the small side),
+    /// then the pause.
+    async fn done(&mut self, conn: &mut AsyncPgConnection) -> Result<(), DbError> {
+        let wal = u64::try_from(wal_position(conn).await? - self.wal_from).unwrap_or(0);
+        let target = self.options.wal_per_batch.max(1);
+        let floor = MIN_BATCH.min(self.options.batch_size.max(1));
+        if wal > target {
+            self.size = (self.size / 2).max(floor);
+        } else if wal < target / 4 {
+            self.size = (self.size * 2).min(self.options.batch_size.max(1));
+        }
+        let ratio = self.options.pause_ratio;
+        let ratio = if ratio.is_finite() {
+            ratio.clamp(0.0, 100.0)
+        } else {
+            0.0
+        };
+        let pause = self.started.elapsed().mul_f64(ratio);
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        Ok(())
+    }
+}
+
+/// The server's current WAL insert position, in bytes.
+async fn wal_position(conn: &mut AsyncPgConnection) -> Result<i64, DbError> {
+    #[derive(QueryableByName)]
+    struct Lsn {
+        #[diesel(sql_type = BigInt)]
+        lsn: i64,
+    }
+    let row: Lsn =
+        sql_query("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint AS lsn")
+            .get_result(conn)
+            .await?;
+    Ok(row.lsn)
 }
 
 /// What a maintenance pass did (or, in a dry run, would do).
@@ -195,8 +276,23 @@ pub async fn run_maintenance(
     }
     conn.batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT}'"))
         .await?;
+    // The batched deletes write a full page image for nearly every row (old pages, one
+    // row each); compressed, that WAL is a third to half the size. Only a superuser may
+    // set it: without, the pass runs the same, with more WAL.
+    let compressed = conn
+        .batch_execute("SET wal_compression = lz4")
+        .await
+        .is_ok()
+        || conn
+            .batch_execute("SET wal_compression = pglz")
+            .await
+            .is_ok();
     let result = pass(conn, policy, options).await;
     let reset = conn.batch_execute("RESET lock_timeout").await;
+    let reset = match (reset, compressed) {
+        (Ok(()), true) => conn.batch_execute("RESET wal_compression").await,
+        (other, _) => other,
+    };
     let unlocked = sql_query("SELECT pg_advisory_unlock($1)")
         .bind::<BigInt, _>(MAINTENANCE_LOCK_KEY)
         .execute(conn)
@@ -298,7 +394,7 @@ async fn pass(
         let n = if dry {
             count_events_before(conn, &source, cutoff).await?
         } else {
-            prune_events(conn, &source, cutoff, options.batch_size).await?
+            prune_events(conn, &source, cutoff, options).await?
         };
         *report.pruned.entry("events".into()).or_default() += n;
     }
@@ -761,7 +857,7 @@ async fn prune_events(
     conn: &mut AsyncPgConnection,
     source: &str,
     cutoff: OffsetDateTime,
-    limit: i64,
+    options: MaintenanceOptions,
 ) -> Result<u64, DbError> {
     let extra: String = EVENT_TABLES
         .iter()
@@ -781,7 +877,9 @@ async fn prune_events(
     );
     let mut after = (OffsetDateTime::UNIX_EPOCH, Uuid::nil());
     let mut total = 0;
+    let mut pacer = Pacer::new(options);
     loop {
+        let limit = pacer.start(conn).await?;
         let batch = expired_events(conn, source, cutoff, after, limit).await?;
         let (Some(&(_, oldest)), Some(&last)) = (batch.iter().next(), batch.iter().next_back())
         else {
@@ -798,6 +896,7 @@ async fn prune_events(
             return Ok(total);
         }
         after = (last.1, last.0);
+        pacer.done(conn).await?;
     }
 }
 
@@ -846,8 +945,10 @@ async fn prune_payloads(
     }
     let mut after = (from, Uuid::nil());
     let mut total = 0;
+    let mut pacer = Pacer::new(options);
     loop {
-        let batch = expired_events(conn, source, cutoff, after, options.batch_size).await?;
+        let limit = pacer.start(conn).await?;
+        let batch = expired_events(conn, source, cutoff, after, limit).await?;
         let Some(&last) = batch.iter().next_back() else {
             break;
         };
@@ -860,10 +961,11 @@ async fn prune_payloads(
         .get_result(conn)
         .await?;
         total += count_of(row);
-        if i64::try_from(batch.len()).unwrap_or(i64::MAX) < options.batch_size {
+        if i64::try_from(batch.len()).unwrap_or(i64::MAX) < limit {
             break;
         }
         after = (last.1, last.0);
+        pacer.done(conn).await?;
     }
     sql_query(
         "INSERT INTO retention_progress (source, payload_pruned_before) VALUES ($1, $2) \
@@ -932,12 +1034,14 @@ async fn prune_event_table(
     );
     let mut after = (OffsetDateTime::UNIX_EPOCH, "(0,0)".to_string());
     let mut total = 0;
+    let mut pacer = Pacer::new(options);
     loop {
+        let limit = pacer.start(conn).await?;
         let batch: Vec<Row> = sql_query(&select)
             .bind::<Timestamptz, _>(cutoff)
             .bind::<Timestamptz, _>(after.0)
             .bind::<Text, _>(&after.1)
-            .bind::<BigInt, _>(options.batch_size)
+            .bind::<BigInt, _>(limit)
             .load(conn)
             .await?;
         let rows: Vec<&str> = batch.iter().map(|r| r.tid.as_str()).collect();
@@ -950,12 +1054,13 @@ async fn prune_event_table(
             .get_result(conn)
             .await?;
         total += count_of(row);
-        if i64::try_from(batch.len()).unwrap_or(i64::MAX) < options.batch_size {
+        if i64::try_from(batch.len()).unwrap_or(i64::MAX) < limit {
             return Ok(total);
         }
         if let Some(last) = batch.into_iter().next_back() {
             after = (last.at, last.tid);
         }
+        pacer.done(conn).await?;
     }
 }
 

@@ -959,3 +959,46 @@ async fn deliveries_go_by_time_with_their_events_partitions_but_pending_ones_wai
         .unwrap();
     assert_eq!((table.partitions, table.rows, table.oldest), (0, 0, None));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_that_write_much_wal_shrink_and_the_walk_misses_no_row() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let short = Retention {
+        dedup_horizon: Duration::from_millis(500),
+        payload: Duration::from_millis(500),
+        events: Duration::from_secs(1),
+    };
+    let mut policy = RetentionPolicy::uniform(defaults());
+    policy.overrides.insert("s".into(), short);
+    // 130 events with one received_at: batches of 100, then (every batch writes more
+    // than 1 byte of WAL) 50, then 25, resuming by id within that instant.
+    let batch: Vec<NewEvent> = (0..130)
+        .map(|k| keyed(&format!("k{k}"), short.dedup_horizon))
+        .collect();
+    insert_events(&mut conn, &batch, false).await.unwrap();
+    for event in &batch {
+        delivery(&mut conn, event.id, "a", "delivered", 40).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let report = run_maintenance(
+        &mut conn,
+        &policy,
+        MaintenanceOptions {
+            batch_size: 100,
+            wal_per_batch: 1,
+            pause_ratio: 0.5,
+            ..MaintenanceOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.pruned.get("events"), Some(&130), "{report:?}");
+    assert_eq!(
+        count(&db, "SELECT count(*) AS n FROM events")
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(deliveries(&mut conn).await.is_empty());
+}
