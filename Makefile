@@ -30,7 +30,7 @@ bench: ## Ceilings + Hookline figures from one run (~5 min), written to BENCHMAR
 bench-smoke: ## Every benchmark step for ~1 s (CI; figures meaningless), to .run/BENCHMARKS.smoke.md
 	@BENCH_SMOKE=1 BENCH_OUT=.run/BENCHMARKS.smoke.md scripts/bench.sh >/dev/null
 
-bench-scale: ## Ingest on an empty database vs 20 M stored events, and during maintenance (~20 min, ~15 GB disk)
+bench-scale: ## Ingest on an empty database vs 20 M stored events, and during maintenance (~30 min, ~21 GB disk)
 	@scripts/bench_scale.sh
 
 soak: ## hookline-ingest under steady load for 10 min; fails if its memory grows

@@ -2,13 +2,17 @@
 # make bench-scale: does ingest cost stay flat as stored work grows? In ONE run, two ingest
 # processes, one on an empty database and one on a database holding BENCH_SCALE_EVENTS
 # (default 20 M) events filled by SQL straight into the partitions (~40-byte keys, 1 KiB
-# payloads for the days inside retention.payload): unique-key load on each in turn, three
-# rounds (this shared box drifts by tens of percent within minutes, so only alternating
-# runs compare), then the same load on the full one while `hookline retention run` makes a
-# maintenance pass (drops a day of events and of payloads, switches the key generation,
-# prunes a source's payloads in batches). Writes a section of BENCHMARKS.md between its
-# markers; the bench databases are dropped at the end. BENCH_SECS sets each timed step
-# (default 20), BENCH_ROUNDS the rounds (3). Needs ~15 GB of free disk for 20 M events.
+# payloads for the days inside retention.payload, one settled HTTP delivery per event):
+# unique-key load on each in turn, three rounds (this shared box drifts by tens of percent
+# within minutes, so only alternating runs compare), then the same load on the full one
+# while `hookline retention run` makes a maintenance pass (drops a day of events and of
+# payloads, switches the key generation, prunes a source's events and payloads in batches,
+# and that day's deliveries in batches), measured from the pass's start to its end. Writes
+# a section of BENCHMARKS.md between its markers; the bench databases are dropped at the
+# end. BENCH_SECS sets each timed step (default 20), BENCH_ROUNDS the rounds (3). Needs
+# ~21 GB of free disk for 20 M events; the fill stops (and says so) when free disk falls
+# under BENCH_MIN_FREE_GB (default 3), and the run goes on with what it stored.
+# BENCH_KEEP_DB=1 keeps the full database afterwards (for EXPLAIN and friends).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -21,13 +25,18 @@ out="${BENCH_OUT:-BENCHMARKS.md}"
 days=22          # of stored events, before today; retention.events is 21d, so the oldest day expires
 payload_days=4   # the newest days keep payloads; retention.payload is 3d, so the oldest of them expires
 conns=64
+min_free_gb="${BENCH_MIN_FREE_GB:-3}"
 work="$RUN_DIR/bench-scale"
 mkdir -p "$work"
-rm -f "$work"/*.json
+rm -f "$work"/*.json "$work"/measure "$work"/stop
 
 scripts/ensure_services.sh
-free_gb=$(df -Pk . | awk 'NR == 2 {printf "%d", $4 / 1048576}')
-need_gb=$((events * 750 / 1000000000 + 3))
+# Free disk where PostgreSQL writes (its data directory when this user can see it).
+pg_dir=$(psql "postgres://root@127.0.0.1:5432/postgres" -Atc "SHOW data_directory" 2>/dev/null || true)
+[ -n "$pg_dir" ] && [ -d "$pg_dir" ] || pg_dir=.
+free_mb() { df -Pk "$pg_dir" | awk 'NR == 2 {printf "%d", $4 / 1024}'; }
+free_gb=$(($(free_mb) / 1024))
+need_gb=$((events * 900 / 1000000000 + min_free_gb))
 [ "$free_gb" -ge "$need_gb" ] || die "about $need_gb GB of free disk needed for $events events, $free_gb GB free"
 
 say "building ($profile)"
@@ -42,6 +51,10 @@ cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for d in "$db" "$empty_db"; do
+    if [ -n "${BENCH_KEEP_DB:-}" ] && [ "$d" = "$db" ]; then
+      warn "BENCH_KEEP_DB: kept database $d (drop it when done: it holds the whole fill)"
+      continue
+    fi
     psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || warn "could not drop $d"
   done
 }
@@ -78,6 +91,7 @@ verifier = "token"
 secrets = ["bench-token"]
 dedup_key = "{header:x-bench-id}"
 payload = "1d"
+events = "14d"
 TOML
 export HOOKLINE_CONFIG="$work/hookline.toml"
 have rabbitmqctl && { rabbitmqctl -q set_policy --apply-to queues hl-bench-expiry '^hookline_bench_' '{"expires":120000}' >/dev/null 2>&1 || true; }
@@ -106,9 +120,22 @@ start_ingest 18190 "$db"
 start_ingest 18194 "$empty_db"
 
 # --- fill ---------------------------------------------------------------------------------
-say "filling $events events over $days days by SQL (payloads for the newest $payload_days days)"
+say "filling $events events over $days days by SQL (payloads for the newest $payload_days days, a delivery per event)"
 fill_started=$(now_unix)
 per_day=$((events / days))
+# The fill stops once free disk falls under $min_free_gb GB: every later step stores no rows
+# (the partitions ingest and the pass need are still made, empty), and the run goes on.
+stopped=""
+room() {
+  [ -z "$stopped" ] || return 1
+  local mb
+  mb=$(free_mb)
+  if [ "$mb" -lt $((min_free_gb * 1024)) ]; then
+    stopped="free disk fell to $(awk -v m="$mb" 'BEGIN {printf "%.1f", m / 1024}') GB (under $min_free_gb GB) before $1"
+    warn "fill stopped: $stopped; going on with what is stored"
+    return 1
+  fi
+}
 # The fresh database's legacy partitions (empty) cover everything before tomorrow; a
 # long-running database has daily ones. Replace them, and the first key generation.
 psql "$pg/$db" -v ON_ERROR_STOP=1 -q <<'SQL'
@@ -130,11 +157,12 @@ floor_sql="lpad(to_hex((extract(epoch FROM %s) * 1000)::bigint), 12, '0') || '00
 for ((d = days; d >= 0; d--)); do
   day_sql="date_trunc('day', now(), 'UTC') - interval '$d days'"
   suffix=$(psql "$pg/$db" -Atc "SELECT to_char(($day_sql) AT TIME ZONE 'UTC', 'YYYYMMDD')")
-  lo=$(printf "$floor_sql" "($day_sql)")
-  hi=$(printf "$floor_sql" "($day_sql + interval '1 day')")
+  lo=$(psql "$pg/$db" -Atc "SELECT ($(printf "$floor_sql" "($day_sql)"))::uuid")
+  hi=$(psql "$pg/$db" -Atc "SELECT ($(printf "$floor_sql" "($day_sql + interval '1 day')"))::uuid")
   rows=$per_day
   [ "$d" = 0 ] && rows=0 # today: ingest's own
-  printf '  day -%s (%s): %s events\n' "$d" "$suffix" "$rows" >&2
+  [ "$rows" = 0 ] || room "day -$d's events" || rows=0
+  printf '  day -%s (%s): %s events (%s MB free)\n' "$d" "$suffix" "$rows" "$(free_mb)" >&2
   psql "$pg/$db" -v ON_ERROR_STOP=1 -q <<SQL
 BEGIN;
 CREATE TABLE events_p$suffix (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
@@ -146,21 +174,38 @@ SELECT (lpad(to_hex(x.ms), 12, '0') || '7' || substr(x.h, 1, 3) || '8' || substr
 FROM generate_series(1, $rows) i,
      LATERAL (SELECT md5('$suffix:' || i) AS h,
                      (extract(epoch FROM $day_sql) * 1000)::bigint + (i::bigint * 86400000 / ($rows + 1)) AS ms) x;
-ALTER TABLE events ATTACH PARTITION events_p$suffix FOR VALUES FROM ('$(psql "$pg/$db" -Atc "SELECT ($lo)::uuid")') TO ('$(psql "$pg/$db" -Atc "SELECT ($hi)::uuid")');
+ALTER TABLE events ATTACH PARTITION events_p$suffix FOR VALUES FROM ('$lo') TO ('$hi');
 CREATE TABLE transitions_p$suffix PARTITION OF transitions FOR VALUES FROM ($day_sql) TO ($day_sql + interval '1 day');
 COMMIT;
 SQL
   # Older days' payload partitions are long gone in a database that has been running.
-  [ "$d" -le "$payload_days" ] || continue
-  psql "$pg/$db" -v ON_ERROR_STOP=1 -q <<SQL
+  if [ "$d" -le "$payload_days" ]; then
+    with_payloads=1
+    [ "$rows" = 0 ] || room "day -$d's payloads" || with_payloads=0
+    psql "$pg/$db" -v ON_ERROR_STOP=1 -q <<SQL
 BEGIN;
 CREATE TABLE event_payloads_p$suffix (LIKE event_payloads INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
 INSERT INTO event_payloads_p$suffix (id, headers, query, body)
 SELECT id, '[{"name": "content-type", "value": "application/json"}, {"name": "x-bench-id", "value": "evt"}]',
        '', convert_to(repeat(md5(id::text), 32), 'UTF8')
-FROM events_p$suffix;
-ALTER TABLE event_payloads ATTACH PARTITION event_payloads_p$suffix FOR VALUES FROM ('$(psql "$pg/$db" -Atc "SELECT ($lo)::uuid")') TO ('$(psql "$pg/$db" -Atc "SELECT ($hi)::uuid")');
+FROM events_p$suffix WHERE $with_payloads = 1;
+ALTER TABLE event_payloads ATTACH PARTITION event_payloads_p$suffix FOR VALUES FROM ('$lo') TO ('$hi');
 COMMIT;
+SQL
+  fi
+  # One HTTP delivery per event, settled 50 ms after receipt as a destination's would be
+  # (one in a thousand dead, one in five thousand still pending: a paused destination).
+  [ "$rows" = 0 ] || ! room "day -$d's deliveries" || psql "$pg/$db" -v ON_ERROR_STOP=1 -q <<SQL
+INSERT INTO deliveries (event_id, destination, source, resource_key, status, outcome, state, attempts,
+                        last_status, latency_ms, next_attempt_at, created_at, delivered_at)
+SELECT id, 'bench-dest', source, resource_key, status, 'applied',
+       CASE WHEN n % 5000 = 0 THEN 'pending' WHEN n % 1000 = 0 THEN 'dead' ELSE 'delivered' END,
+       CASE WHEN n % 1000 = 0 THEN 8 ELSE 1 END, CASE WHEN n % 1000 = 0 THEN 503 ELSE 204 END, 30,
+       received_at + interval '1 day', received_at + interval '50 milliseconds',
+       CASE WHEN n % 1000 = 0 THEN NULL ELSE received_at + interval '80 milliseconds' END
+FROM (SELECT id, source, resource_key, status, received_at, row_number() OVER (ORDER BY id) AS n
+      FROM events_p$suffix) e
+ORDER BY id;
 SQL
 done
 # Key generations of 3 days (the dedup horizon), the current one 3 days old, so the pass
@@ -168,33 +213,40 @@ done
 psql "$pg/$db" -v ON_ERROR_STOP=1 -q <<'SQL'
 INSERT INTO dedup_generations (generation, started_at)
   SELECT k, now() - (9 - k) * interval '3 days' FROM generate_series(1, 8) k;
-DO $$
+SQL
+for ((g = 1; g <= 8; g++)); do
+  with_keys=1
+  room "key generation $g" || with_keys=0
+  psql "$pg/$db" -v ON_ERROR_STOP=1 -q <<SQL
+DO \$\$
 DECLARE
   g record;
   lo uuid;
   hi uuid;
 BEGIN
-  FOR g IN SELECT generation, started_at, lead(started_at) OVER (ORDER BY generation) AS ended_at
-           FROM dedup_generations ORDER BY generation LOOP
-    lo := (lpad(to_hex((extract(epoch FROM g.started_at) * 1000)::bigint), 12, '0') || '00000000000000000000')::uuid;
-    hi := (lpad(to_hex((extract(epoch FROM coalesce(g.ended_at, now() + interval '1 day')) * 1000)::bigint), 12, '0')
-           || '00000000000000000000')::uuid;
-    EXECUTE format('CREATE TABLE dedup_keys_g%s (LIKE dedup_keys INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', g.generation);
-    EXECUTE format('INSERT INTO dedup_keys_g%s (generation, source, dedup_key, event_id, received_at) '
-                   'SELECT %s, source, dedup_key, id, received_at FROM events WHERE id >= %L AND id < %L',
-                   g.generation, g.generation, lo, hi);
-    EXECUTE format('ALTER TABLE dedup_keys ATTACH PARTITION dedup_keys_g%s FOR VALUES FROM (%s) TO (%s)',
-                   g.generation, g.generation, g.generation + 1);
-  END LOOP;
-  CREATE TABLE dedup_keys_g9 PARTITION OF dedup_keys FOR VALUES FROM (9) TO (10);
+  SELECT started_at, (SELECT started_at FROM dedup_generations WHERE generation = $g + 1) AS ended_at
+    INTO g FROM dedup_generations WHERE generation = $g;
+  lo := (lpad(to_hex((extract(epoch FROM g.started_at) * 1000)::bigint), 12, '0') || '00000000000000000000')::uuid;
+  hi := (lpad(to_hex((extract(epoch FROM coalesce(g.ended_at, now() + interval '1 day')) * 1000)::bigint), 12, '0')
+         || '00000000000000000000')::uuid;
+  CREATE TABLE dedup_keys_g$g (LIKE dedup_keys INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+  INSERT INTO dedup_keys_g$g (generation, source, dedup_key, event_id, received_at)
+    SELECT $g, source, dedup_key, id, received_at FROM events WHERE id >= lo AND id < hi AND $with_keys = 1;
+  ALTER TABLE dedup_keys ATTACH PARTITION dedup_keys_g$g FOR VALUES FROM ($g) TO ($g + 1);
 END
-$$;
+\$\$;
+SQL
+done
+psql "$pg/$db" -v ON_ERROR_STOP=1 -q <<'SQL'
+CREATE TABLE dedup_keys_g9 PARTITION OF dedup_keys FOR VALUES FROM (9) TO (10);
 ANALYZE events;
 ANALYZE event_payloads;
 ANALYZE dedup_keys;
+ANALYZE deliveries;
 CHECKPOINT;
 SQL
 fill_s=$(awk -v a="$fill_started" -v b="$(now_unix)" 'BEGIN {printf "%.0f", b - a}')
+[ -z "$stopped" ] || warn "the fill stopped early: $stopped"
 HOOKLINE__DATABASE__URL="$pg/$db" "$bin/hookline" retention status --json >"$work/status-filled.json"
 
 # --- alternating rounds, then a maintenance pass under load ---------------------------------
@@ -205,15 +257,41 @@ for ((r = 1; r <= rounds; r++)); do
   load 18190 "filled-$r" >"$work/filled-$r.json"
 done
 say "$events stored events: unique keys during a maintenance pass"
-load 18190 maintenance >"$work/maintenance.json" &
+# The load runs on until the pass has ended; its figures cover exactly the pass (from
+# $work/measure to $work/stop), its timeline the whole step.
+"$bin/hookline-bench" load --addr 127.0.0.1:18190 --source bench --connections "$conns" --duration 3 \
+  --scatter-keys --body-bytes 1024 --run "warm-maintenance-$$" >/dev/null
+"$bin/hookline-bench" load --addr 127.0.0.1:18190 --source bench --connections "$conns" --duration 1800 \
+  --scatter-keys --body-bytes 1024 --run "scale-maintenance-$$-0123456" --timeline --label maintenance \
+  --measure-from-file "$work/measure" --stop-file "$work/stop" >"$work/maintenance.json" &
 loader=$!
-sleep 5
+sleep 3
+# Per-process CPU over the pass (utime + stime, clock ticks): PostgreSQL's backends, ingest,
+# the load generator.
+cpu_ticks() {
+  local total=0 pid t
+  for pid in $(pgrep -d ' ' "$1"); do
+    t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo "$total"
+}
+cpu_before=("$(cpu_ticks postgres)" "$(cpu_ticks hookline-ingest)" "$(cpu_ticks hookline-bench)")
+touch "$work/measure"
 pass_started=$(now_unix)
 HOOKLINE__DATABASE__URL="$pg/$db" "$bin/hookline" retention run --json >"$work/pass.json"
 pass_ended=$(now_unix)
+cpu_after=("$(cpu_ticks postgres)" "$(cpu_ticks hookline-ingest)" "$(cpu_ticks hookline-bench)")
+touch "$work/stop"
 wait "$loader"
 HOOKLINE__DATABASE__URL="$pg/$db" "$bin/hookline" retention status --json >"$work/status-after.json"
-echo "{\"started\": $pass_started, \"ended\": $pass_ended, \"fill_s\": $fill_s}" >"$work/pass-times.json"
+hz=$(getconf CLK_TCK)
+cat >"$work/pass-times.json" <<JSON
+{"started": $pass_started, "ended": $pass_ended, "fill_s": $fill_s, "fill_stopped": "$stopped",
+ "cpu_s": {"postgres": $(((cpu_after[0] - cpu_before[0]) * 100 / hz))e-2,
+           "hookline-ingest": $(((cpu_after[1] - cpu_before[1]) * 100 / hz))e-2,
+           "hookline-bench": $(((cpu_after[2] - cpu_before[2]) * 100 / hz))e-2}}
+JSON
 
 # --- report -------------------------------------------------------------------------------
 python3 scripts/bench_scale_report.py "$work" "$out" "$rounds" "$secs"

@@ -83,6 +83,13 @@ pub struct LoadArgs {
     /// script can look at the seconds something else was happening.
     #[arg(long)]
     pub timeline: bool,
+    /// Record latency, requests and rate only once this file exists (the timeline covers
+    /// the whole run), so a script can measure exactly while something else runs.
+    #[arg(long)]
+    pub measure_from_file: Option<std::path::PathBuf>,
+    /// Stop as soon as this file exists (or after --duration, whichever comes first).
+    #[arg(long)]
+    pub stop_file: Option<std::path::PathBuf>,
 }
 
 /// splitmix64's finalizer: a bijection of u64, so distinct sequence numbers give distinct
@@ -165,6 +172,8 @@ impl Generator {
 
 struct ConnStats {
     latency_us: Histogram<u64>,
+    /// Requests answered while measuring (all of them without --measure-from-file).
+    measured: u64,
     /// Per second since the start, when `--timeline`.
     per_second: Vec<Histogram<u64>>,
     statuses: BTreeMap<u16, u64>,
@@ -212,6 +221,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let cpu_before = crate::e2e::own_cpu_s();
+    let measuring = Arc::new(AtomicBool::new(args.measure_from_file.is_none()));
     let started = Instant::now();
     let started_wall = SystemTime::now();
     let per_conn_interval = args
@@ -221,12 +231,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .map(|_| {
             let generator = generator.clone();
             let stop = stop.clone();
+            let measuring = measuring.clone();
             let addr = args.addr.clone();
             let keep_acked = args.acked_out.is_some();
             tokio::spawn(async move {
                 let mut conn = Conn::new(&addr);
                 let mut stats = ConnStats {
                     latency_us: histogram(),
+                    measured: 0,
                     per_second: Vec::new(),
                     statuses: BTreeMap::new(),
                     errors: 0,
@@ -245,10 +257,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                     let Some(seq) = generator.pick() else { break };
                     let request = generator.request(seq);
                     let sent = Instant::now();
+                    let measured = measuring.load(Ordering::Relaxed);
                     match conn.send(&request).await {
                         Ok(status) => {
                             let us = sent.elapsed().as_micros().max(1) as u64;
-                            let _ = stats.latency_us.record(us);
+                            if measured {
+                                let _ = stats.latency_us.record(us);
+                                stats.measured += 1;
+                            }
                             if timeline {
                                 let second = sent.duration_since(started).as_secs() as usize;
                                 if stats.per_second.len() <= second {
@@ -268,17 +284,32 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             })
         })
         .collect();
+    let mut measure_started = started;
     if args.events.is_none() {
-        tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+        let deadline = started + Duration::from_secs_f64(args.duration);
+        let exists = |path: &Option<std::path::PathBuf>| path.as_ref().is_some_and(|p| p.exists());
+        loop {
+            let now = Instant::now();
+            if now >= deadline || exists(&args.stop_file) {
+                break;
+            }
+            if !measuring.load(Ordering::Relaxed) && exists(&args.measure_from_file) {
+                measure_started = now;
+                measuring.store(true, Ordering::Relaxed);
+            }
+            tokio::time::sleep((deadline - now).min(Duration::from_millis(20))).await;
+        }
         stop.store(true, Ordering::Relaxed);
     }
     let mut latency = histogram();
     let mut per_second: Vec<Histogram<u64>> = Vec::new();
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
     let mut errors = 0;
+    let mut measured = 0;
     let mut acked = std::collections::BTreeSet::new();
     for task in tasks {
         let stats = task.await?;
+        measured += stats.measured;
         acked.extend(stats.acked);
         latency.add(&stats.latency_us)?;
         if per_second.len() < stats.per_second.len() {
@@ -292,9 +323,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         }
         errors += stats.errors;
     }
-    let elapsed = started.elapsed().as_secs_f64();
     let load_cpu_s = crate::e2e::own_cpu_s() - cpu_before;
-    let total: u64 = statuses.values().sum();
+    // Without --measure-from-file: the whole run. With it: from the file on (0 if it never
+    // appeared).
+    let elapsed = if measuring.load(Ordering::Relaxed) {
+        measure_started.elapsed().as_secs_f64()
+    } else {
+        0.0
+    };
+    let total = measured;
     if let Some(path) = &args.acked_out {
         // Seed events were sent before the measured run; their answers are not kept, so
         // they are not claimed as acknowledged.
@@ -312,7 +349,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         "duration_s": elapsed,
         "requests": total,
         "errors": errors,
-        "rps": total as f64 / elapsed,
+        "rps": if elapsed > 0.0 { total as f64 / elapsed } else { 0.0 },
         "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": latency.max() as f64 / 1000.0},
         "load_cpu_s": load_cpu_s,
         "since_unix": since.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
@@ -359,7 +396,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         } else {
             &args.label
         },
-        total as f64 / elapsed,
+        if elapsed > 0.0 {
+            total as f64 / elapsed
+        } else {
+            0.0
+        },
         ms(0.5),
         ms(0.99),
         latency.max() as f64 / 1000.0,

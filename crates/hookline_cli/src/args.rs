@@ -110,9 +110,15 @@ pub struct RetentionRunArgs {
     /// Report what the pass would do without changing anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Rows per batched delete (each batch is its own short transaction).
+    /// Rows per batched delete, at most (each batch is its own short transaction; a batch
+    /// that writes over 1 MiB of WAL halves the next).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub batch_size: i64,
+    /// After each batch, pause this many times as long as the batch took, so the pass
+    /// leaves inserts their share of the server (0: full speed, for a catch-up while
+    /// nothing else runs).
+    #[arg(long, default_value_t = 1.0)]
+    pub pause_ratio: f64,
 }
 
 #[derive(Debug, Args)]

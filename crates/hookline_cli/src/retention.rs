@@ -21,7 +21,8 @@ pub async fn run(
     let options = MaintenanceOptions {
         dry_run: args.dry_run,
         batch_size: args.batch_size,
-        now: None,
+        pause_ratio: args.pause_ratio,
+        ..MaintenanceOptions::default()
     };
     let report = run_maintenance(conn, policy, options)
         .await
@@ -66,7 +67,7 @@ pub async fn run(
     }
     for (table, rows) in &report.pruned {
         println!(
-            "  {prune} {rows} rows of {table} in batches of {}",
+            "  {prune} {rows} rows of {table} in batches of up to {}",
             args.batch_size
         );
     }

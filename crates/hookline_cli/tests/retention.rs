@@ -46,7 +46,8 @@ async fn retention_status_lists_every_table_with_partitions_rows_bytes_and_oldes
             "event_payloads",
             "dedup_keys",
             "transitions",
-            "outbox"
+            "outbox",
+            "deliveries"
         ]
     );
     assert_eq!(tables[0]["rows"], 3);

@@ -56,7 +56,7 @@ pub use processing::{
     lock_resources, record_attempt_failure, record_transitions,
 };
 pub use retention::{
-    AHEAD_DAYS, DAY, EVENT_TABLES, EventTable, MAINTENANCE_LOCK_KEY, MaintenanceOptions,
+    AHEAD_DAYS, DAY, EVENT_TABLES, EventTable, MAINTENANCE_LOCK_KEY, MIN_BATCH, MaintenanceOptions,
     MaintenanceReport, RetentionStatus, SWITCH_LOCK_TIMEOUT, TableStatus, retention_status,
     run_maintenance, switch_dedup_generation, uuid_floor,
 };

@@ -15,10 +15,13 @@
 //!    stops inserts);
 //! 5. deletes, in small batches, the payloads and events of sources whose retention is
 //!    under a day (finer than a partition) or shorter than the longest (which partitions
-//!    follow).
+//!    follow), and the rows of the unpartitioned [`EVENT_TABLES`] (`deliveries`) whose
+//!    events went. Every batch walks an index from a keyset watermark, so it costs
+//!    O(batch) however many rows went before it.
 //!
-//! So with the defaults a payload goes between 7 and 8 days after receipt, an event
-//! between 30 and 31; values under a day are applied exactly.
+//! So with the defaults a payload goes between 7 and 8 days after receipt, an event (its
+//! transitions and deliveries with it) between 30 and 31; values under a day are applied
+//! exactly.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -81,32 +84,68 @@ const DAILY: [DailyTable; 3] = [
     },
 ];
 
-/// A table that is not partitioned and holds rows per event, kept as long as `events`:
-/// pruned in small batches by its timestamp once the longest `events` retention has
-/// passed, and together with its events when a source's shorter one has. Its timestamp
-/// column should be indexed.
+/// A table that is not partitioned and holds rows per event, kept as long as `events`.
+/// Its rows go in small batches:
+/// - together with their events, whatever their state, when a source's `events` retention
+///   is shorter than the longest (or under a day) and its events are deleted in batches;
+/// - otherwise by their timestamp, in the pass that drops the partitions of their events:
+///   older than the start of the UTC day the longest `events` retention reaches back to
+///   (its exact value when that is under a day, as events' own). A row that [`Self::open`]
+///   says is still work to do goes only once its event is gone too (see [`EVENT_TABLES`]).
+///
+/// Its timestamp column must be indexed: the batches walk that index from a keyset
+/// watermark.
 pub struct EventTable {
     /// Table name.
     pub table: &'static str,
     /// The column holding the event's id.
     pub event_id: &'static str,
-    /// The row's timestamp column.
+    /// The row's timestamp column (never before its event's receipt).
     pub at: &'static str,
+    /// An SQL condition on the table's columns true for rows that are still work to do
+    /// while their event is stored; `None`: every row goes by its timestamp.
+    pub open: Option<&'static str>,
 }
 
 /// Every [`EventTable`]; a new one is one line here.
-pub const EVENT_TABLES: &[EventTable] = &[];
+///
+/// `deliveries` (one row per event and HTTP destination): a pending delivery is still work
+/// to do (a retry, or a destination paused by a 410 until an operator redrives it), so the
+/// by-time prune leaves it until its event is gone. With its event stored the row could
+/// still be delivered, and deleting it would lose that intent silently; once the event is
+/// gone the worker could only fail it ("the event's payload is no longer stored"), so the
+/// row goes. Settled ones (`delivered`, `failed`, `dead`) are history and go by their
+/// `created_at` with the partitions of their events.
+pub const EVENT_TABLES: &[EventTable] = &[EventTable {
+    table: "deliveries",
+    event_id: "event_id",
+    at: "created_at",
+    open: Some("state = 'pending'"),
+}];
 
 /// How a maintenance pass runs.
 #[derive(Debug, Clone, Copy)]
 pub struct MaintenanceOptions {
     /// Only report what the pass would do.
     pub dry_run: bool,
-    /// Rows per batched delete.
+    /// Rows per batched delete, at most (see [`Self::wal_per_batch`]).
     pub batch_size: i64,
     /// The time to prune as of (tests, what-if dry runs); `None`: the database's clock.
     pub now: Option<OffsetDateTime>,
+    /// The WAL one batched delete should write, in bytes: a batch that wrote more halves
+    /// the next one (down to [`MIN_BATCH`] rows), one that wrote under a quarter of it
+    /// doubles the next (up to `batch_size`). Every commit waits for the WAL written
+    /// before it, so a batch's WAL is a stall for the inserts that commit right after it:
+    /// deleting rows scattered over old pages writes a full page image per row.
+    pub wal_per_batch: u64,
+    /// After each batch, a pause this many times as long as the batch took (1: the
+    /// pass's deletes use half of one connection's time at most; 0: no pause), as
+    /// PostgreSQL's cost-based vacuum delay does for VACUUM.
+    pub pause_ratio: f64,
 }
+
+/// The smallest batch [`MaintenanceOptions::wal_per_batch`] shrinks a batch to.
+pub const MIN_BATCH: i64 = 20;
 
 impl Default for MaintenanceOptions {
     fn default() -> Self {
@@ -114,8 +153,76 @@ impl Default for MaintenanceOptions {
             dry_run: false,
             batch_size: 1_000,
             now: None,
+            wal_per_batch: 1 << 20,
+            pause_ratio: 1.0,
         }
     }
+}
+
+/// Sizes and paces the batches of one batched prune ([`MaintenanceOptions::wal_per_batch`],
+/// [`MaintenanceOptions::pause_ratio`]).
+struct Pacer {
+    options: MaintenanceOptions,
+    size: i64,
+    started: Instant,
+    wal_from: i64,
+}
+
+impl Pacer {
+    fn new(options: MaintenanceOptions) -> Self {
+        Self {
+            options,
+            size: options.batch_size.max(1),
+            started: Instant::now(),
+            wal_from: 0,
+        }
+    }
+
+    /// The next batch's size, as its clock and WAL position start.
+    async fn start(&mut self, conn: &mut AsyncPgConnection) -> Result<i64, DbError> {
+        self.started = Instant::now();
+        self.wal_from = wal_position(conn).await?;
+        Ok(self.size)
+    }
+
+    /// After a batch: the next one's size from the WAL this one wrote (the position is
+    /// the server's, so other sessions' WAL counts too, which errs on the small side),
+    /// then the pause.
+    async fn done(&mut self, conn: &mut AsyncPgConnection) -> Result<(), DbError> {
+        let wal = u64::try_from(wal_position(conn).await? - self.wal_from).unwrap_or(0);
+        let target = self.options.wal_per_batch.max(1);
+        let floor = MIN_BATCH.min(self.options.batch_size.max(1));
+        if wal > target {
+            self.size = (self.size / 2).max(floor);
+        } else if wal < target / 4 {
+            self.size = (self.size * 2).min(self.options.batch_size.max(1));
+        }
+        let ratio = self.options.pause_ratio;
+        let ratio = if ratio.is_finite() {
+            ratio.clamp(0.0, 100.0)
+        } else {
+            0.0
+        };
+        let pause = self.started.elapsed().mul_f64(ratio);
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        Ok(())
+    }
+}
+
+/// The server's current WAL insert position, in bytes.
+async fn wal_position(conn: &mut AsyncPgConnection) -> Result<i64, DbError> {
+    #[derive(QueryableByName)]
+    struct Lsn {
+        #[diesel(sql_type = BigInt)]
+        lsn: i64,
+    }
+    let row: Lsn =
+        sql_query("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint AS lsn")
+            .get_result(conn)
+            .await?;
+    Ok(row.lsn)
 }
 
 /// What a maintenance pass did (or, in a dry run, would do).
@@ -169,8 +276,23 @@ pub async fn run_maintenance(
     }
     conn.batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT}'"))
         .await?;
+    // The batched deletes write a full page image for nearly every row (old pages, one
+    // row each); compressed, that WAL is a third to half the size. Only a superuser may
+    // set it: without, the pass runs the same, with more WAL.
+    let compressed = conn
+        .batch_execute("SET wal_compression = lz4")
+        .await
+        .is_ok()
+        || conn
+            .batch_execute("SET wal_compression = pglz")
+            .await
+            .is_ok();
     let result = pass(conn, policy, options).await;
     let reset = conn.batch_execute("RESET lock_timeout").await;
+    let reset = match (reset, compressed) {
+        (Ok(()), true) => conn.batch_execute("RESET wal_compression").await,
+        (other, _) => other,
+    };
     let unlocked = sql_query("SELECT pg_advisory_unlock($1)")
         .bind::<BigInt, _>(MAINTENANCE_LOCK_KEY)
         .execute(conn)
@@ -272,14 +394,7 @@ async fn pass(
         let n = if dry {
             count_events_before(conn, &source, cutoff).await?
         } else {
-            let mut total = 0;
-            loop {
-                let n = prune_events_batch(conn, &source, cutoff, options.batch_size).await?;
-                total += n;
-                if n < options.batch_size.unsigned_abs() {
-                    break total;
-                }
-            }
+            prune_events(conn, &source, cutoff, options).await?
         };
         *report.pruned.entry("events".into()).or_default() += n;
     }
@@ -288,9 +403,16 @@ async fn pass(
         let n = prune_payloads(conn, &source, cutoff, options).await?;
         *report.pruned.entry("event_payloads".into()).or_default() += n;
     }
+    // What the partition drops above reached: every event received before the start of
+    // the day `events` reaches back to is gone (or exactly `events` ago, when that is
+    // under a day and every source's events go in batches).
+    let event_cutoff = if longest.events < DAY {
+        now - longest.events
+    } else {
+        midnight(now - longest.events)
+    };
     for table in EVENT_TABLES {
-        let cutoff = now - longest.events;
-        let n = prune_event_table(conn, table, cutoff, options).await?;
+        let n = prune_event_table(conn, table, event_cutoff, options).await?;
         *report.pruned.entry(table.table.into()).or_default() += n;
     }
     report.pruned.retain(|_, n| *n > 0);
@@ -681,46 +803,109 @@ async fn count_events_before(
     Ok(count_of(row))
 }
 
-/// Deletes up to `limit` of the oldest events of `source` received before `cutoff`, with
-/// their payloads, transitions and [`EVENT_TABLES`] rows, in one statement (one short
-/// transaction: row locks on those rows only). Returns how many events went.
-async fn prune_events_batch(
+/// The next up to `limit` events of `source` received before `cutoff`, after `after` in
+/// `(received_at, id)` order, as `(id, received_at)`. Read-only.
+///
+/// A keyset walk: a pass resumes each batch from where the last one stopped, so a batch
+/// costs O(`limit`) however many rows earlier batches deleted (their index entries stay,
+/// dead, until VACUUM; a scan from the start would walk them all again). One group commit
+/// stores many rows with one `received_at`, so the time alone is no position; the
+/// `(source, received_at)` index has no id, so the scan starts at the watermark's instant
+/// and skips that instant's earlier ids (one group commit's worth at most).
+async fn expired_events(
     conn: &mut AsyncPgConnection,
     source: &str,
     cutoff: OffsetDateTime,
+    after: (OffsetDateTime, Uuid),
     limit: i64,
+) -> Result<Vec<(Uuid, OffsetDateTime)>, DbError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+        #[diesel(sql_type = Timestamptz)]
+        received_at: OffsetDateTime,
+    }
+    let rows: Vec<Row> = sql_query(
+        "SELECT id, received_at FROM events \
+         WHERE source = $1 AND received_at < $2 AND (received_at, id) > ($3, $4) \
+         ORDER BY received_at, id LIMIT $5",
+    )
+    .bind::<Text, _>(source)
+    .bind::<Timestamptz, _>(cutoff)
+    .bind::<Timestamptz, _>(after.0)
+    .bind::<diesel::sql_types::Uuid, _>(after.1)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.received_at)).collect())
+}
+
+/// Deletes the events of `source` received before `cutoff`, oldest first, in batches of
+/// `limit` ([`expired_events`]), each with its payload, transitions and [`EVENT_TABLES`]
+/// rows whatever their state (the event is what they are kept for). Each batch's delete is
+/// one statement (one short transaction: row locks on those rows only) naming its ids, so
+/// every table is reached through an index and `events` and `event_payloads` through
+/// the one or two partitions holding them, and `transitions` through those from the
+/// batch's oldest receipt on (a transition is never older than its event). Returns how
+/// many events went.
+///
+/// A pass starts from the oldest event: the first batch walks what the previous pass
+/// deleted and VACUUM has not cleaned yet (one pass's worth at most), the others only
+/// their own rows.
+async fn prune_events(
+    conn: &mut AsyncPgConnection,
+    source: &str,
+    cutoff: OffsetDateTime,
+    options: MaintenanceOptions,
 ) -> Result<u64, DbError> {
     let extra: String = EVENT_TABLES
         .iter()
         .enumerate()
         .map(|(i, t)| {
             format!(
-                ", extra{i} AS (DELETE FROM {} WHERE {} IN (SELECT id FROM gone))",
+                ", extra{i} AS (DELETE FROM {} WHERE {} = ANY($1))",
                 t.table, t.event_id
             )
         })
         .collect();
-    let row: Count = sql_query(format!(
-        "WITH gone AS (\
-           DELETE FROM events WHERE id IN (\
-             SELECT id FROM events WHERE source = $1 AND received_at < $2 ORDER BY received_at LIMIT $3) \
-           RETURNING id), \
-         payloads AS (DELETE FROM event_payloads WHERE id IN (SELECT id FROM gone)), \
-         transitions AS (DELETE FROM transitions WHERE event_id IN (SELECT id FROM gone)){extra} \
+    let statement = format!(
+        "WITH gone AS (DELETE FROM events WHERE id = ANY($1) RETURNING 1), \
+         payloads AS (DELETE FROM event_payloads WHERE id = ANY($1)), \
+         transitions AS (DELETE FROM transitions WHERE event_id = ANY($1) AND at >= $2){extra} \
          SELECT count(*) AS n FROM gone"
-    ))
-    .bind::<Text, _>(source)
-    .bind::<Timestamptz, _>(cutoff)
-    .bind::<BigInt, _>(limit)
-    .get_result(conn)
-    .await?;
-    Ok(count_of(row))
+    );
+    let mut after = (OffsetDateTime::UNIX_EPOCH, Uuid::nil());
+    let mut total = 0;
+    let mut pacer = Pacer::new(options);
+    loop {
+        let limit = pacer.start(conn).await?;
+        let batch = expired_events(conn, source, cutoff, after, limit).await?;
+        let (Some(&(_, oldest)), Some(&last)) = (batch.iter().next(), batch.iter().next_back())
+        else {
+            return Ok(total);
+        };
+        let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+        let row: Count = sql_query(&statement)
+            .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+            .bind::<Timestamptz, _>(oldest)
+            .get_result(conn)
+            .await?;
+        total += count_of(row);
+        if i64::try_from(batch.len()).unwrap_or(i64::MAX) < limit {
+            return Ok(total);
+        }
+        after = (last.1, last.0);
+        pacer.done(conn).await?;
+    }
 }
 
 /// Deletes, in batches of `options.batch_size`, the payloads of `source`'s events
 /// received before `cutoff`, from where the last pass got to (`retention_progress`), so
-/// no event is looked at twice; then records `cutoff` as done. Returns how many went (in
-/// a dry run: how many would).
+/// no event is looked at twice; then records `cutoff` as done. The events come from the
+/// keyset walk of [`expired_events`], each batch's delete names its ids (an index probe in
+/// the one or two partitions holding them). Returns how many went (in a dry run: how many
+/// would).
 async fn prune_payloads(
     conn: &mut AsyncPgConnection,
     source: &str,
@@ -758,44 +943,29 @@ async fn prune_payloads(
         .await?;
         return Ok(count_of(row));
     }
-    #[derive(QueryableByName)]
-    struct Batch {
-        #[diesel(sql_type = BigInt)]
-        scanned: i64,
-        #[diesel(sql_type = BigInt)]
-        deleted: i64,
-        #[diesel(sql_type = Nullable<Timestamptz>)]
-        last_at: Option<OffsetDateTime>,
-        #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
-        last_id: Option<Uuid>,
-    }
     let mut after = (from, Uuid::nil());
     let mut total = 0;
+    let mut pacer = Pacer::new(options);
     loop {
-        // Keyset over (received_at, id): one group commit stores many rows with one
-        // received_at, so the time alone is no position.
-        let batch: Batch = sql_query(
-            "WITH batch AS (\
-               SELECT e.id, e.received_at FROM events e \
-               WHERE e.source = $1 AND e.received_at < $2 AND (e.received_at, e.id) > ($3, $4) \
-               ORDER BY e.received_at, e.id LIMIT $5), \
-             gone AS (DELETE FROM event_payloads WHERE id IN (SELECT id FROM batch) RETURNING id), \
-             last AS (SELECT received_at, id FROM batch ORDER BY received_at DESC, id DESC LIMIT 1) \
-             SELECT (SELECT count(*) FROM batch) AS scanned, (SELECT count(*) FROM gone) AS deleted, \
-                    (SELECT received_at FROM last) AS last_at, (SELECT id FROM last) AS last_id",
+        let limit = pacer.start(conn).await?;
+        let batch = expired_events(conn, source, cutoff, after, limit).await?;
+        let Some(&last) = batch.iter().next_back() else {
+            break;
+        };
+        let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+        let row: Count = sql_query(
+            "WITH gone AS (DELETE FROM event_payloads WHERE id = ANY($1) RETURNING 1) \
+             SELECT count(*) AS n FROM gone",
         )
-        .bind::<Text, _>(source)
-        .bind::<Timestamptz, _>(cutoff)
-        .bind::<Timestamptz, _>(after.0)
-        .bind::<diesel::sql_types::Uuid, _>(after.1)
-        .bind::<BigInt, _>(options.batch_size)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
         .get_result(conn)
         .await?;
-        total += u64::try_from(batch.deleted).unwrap_or(0);
-        match (batch.last_at, batch.last_id) {
-            (Some(at), Some(id)) if batch.scanned >= options.batch_size => after = (at, id),
-            _ => break,
+        total += count_of(row);
+        if i64::try_from(batch.len()).unwrap_or(i64::MAX) < limit {
+            break;
         }
+        after = (last.1, last.0);
+        pacer.done(conn).await?;
     }
     sql_query(
         "INSERT INTO retention_progress (source, payload_pruned_before) VALUES ($1, $2) \
@@ -808,8 +978,28 @@ async fn prune_payloads(
     Ok(total)
 }
 
-/// Deletes, in batches, the rows of an [`EventTable`] older than `cutoff`. Returns how
-/// many went (in a dry run: how many would).
+/// The SQL condition (on `x`, a row of `table`) for a row older than the cutoff that may
+/// go: any, but for a row still open ([`EventTable::open`]), only once its event is gone.
+/// A correlated probe of `events`' primary key, evaluated for open rows only (an `OR`
+/// keeps it a subplan; at run time it reaches the one partition the id falls in).
+fn event_table_prunable(table: &EventTable) -> String {
+    match table.open {
+        Some(open) => format!(
+            " AND (({open}) IS NOT TRUE OR NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.{}))",
+            table.event_id
+        ),
+        None => String::new(),
+    }
+}
+
+/// Deletes, in batches, the rows of an [`EventTable`] older than `cutoff` that may go
+/// ([`event_table_prunable`]). A keyset walk along its timestamp index over
+/// `(timestamp, ctid)` (the table's only generic tiebreak; a row an update moved is seen
+/// again later or by the next pass), so a batch costs O(`batch_size`) however many rows
+/// went before it, and rows kept (open ones whose event is stored) are stepped over, not
+/// read again by every batch. Each batch's delete names its rows by ctid (a TID scan) and
+/// checks the condition again on the row it locks. Returns how many went (in a dry run:
+/// how many would).
 async fn prune_event_table(
     conn: &mut AsyncPgConnection,
     table: &EventTable,
@@ -817,29 +1007,60 @@ async fn prune_event_table(
     options: MaintenanceOptions,
 ) -> Result<u64, DbError> {
     let (name, at) = (table.table, table.at);
+    let prunable = event_table_prunable(table);
     if options.dry_run {
-        let row: Count = sql_query(format!("SELECT count(*) AS n FROM {name} WHERE {at} < $1"))
+        let row: Count = sql_query(format!(
+            "SELECT count(*) AS n FROM {name} x WHERE x.{at} < $1{prunable}"
+        ))
+        .bind::<Timestamptz, _>(cutoff)
+        .get_result(conn)
+        .await?;
+        return Ok(count_of(row));
+    }
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        tid: String,
+        #[diesel(sql_type = Timestamptz)]
+        at: OffsetDateTime,
+    }
+    let select = format!(
+        "SELECT ctid::text AS tid, {at} AS at FROM {name} \
+         WHERE {at} < $1 AND ({at}, ctid) > ($2, $3::tid) ORDER BY {at}, ctid LIMIT $4"
+    );
+    let delete = format!(
+        "WITH gone AS (DELETE FROM {name} x WHERE x.ctid = ANY($1::text[]::tid[]) \
+         AND x.{at} < $2{prunable} RETURNING 1) SELECT count(*) AS n FROM gone"
+    );
+    let mut after = (OffsetDateTime::UNIX_EPOCH, "(0,0)".to_string());
+    let mut total = 0;
+    let mut pacer = Pacer::new(options);
+    loop {
+        let limit = pacer.start(conn).await?;
+        let batch: Vec<Row> = sql_query(&select)
+            .bind::<Timestamptz, _>(cutoff)
+            .bind::<Timestamptz, _>(after.0)
+            .bind::<Text, _>(&after.1)
+            .bind::<BigInt, _>(limit)
+            .load(conn)
+            .await?;
+        let rows: Vec<&str> = batch.iter().map(|r| r.tid.as_str()).collect();
+        if rows.is_empty() {
+            return Ok(total);
+        }
+        let row: Count = sql_query(&delete)
+            .bind::<Array<Text>, _>(&rows)
             .bind::<Timestamptz, _>(cutoff)
             .get_result(conn)
             .await?;
-        return Ok(count_of(row));
-    }
-    let mut total = 0;
-    loop {
-        let row: Count = sql_query(format!(
-            "WITH gone AS (DELETE FROM {name} WHERE ctid = ANY(ARRAY(\
-               SELECT ctid FROM {name} WHERE {at} < $1 LIMIT $2)) RETURNING 1) \
-             SELECT count(*) AS n FROM gone"
-        ))
-        .bind::<Timestamptz, _>(cutoff)
-        .bind::<BigInt, _>(options.batch_size)
-        .get_result(conn)
-        .await?;
-        let n = count_of(row);
-        total += n;
-        if n < options.batch_size.unsigned_abs() {
+        total += count_of(row);
+        if i64::try_from(batch.len()).unwrap_or(i64::MAX) < limit {
             return Ok(total);
         }
+        if let Some(last) = batch.into_iter().next_back() {
+            after = (last.at, last.tid);
+        }
+        pacer.done(conn).await?;
     }
 }
 

@@ -512,7 +512,8 @@ async fn maintenance_creates_partitions_ahead_and_drops_whole_expired_ones() {
             "event_payloads",
             "dedup_keys",
             "transitions",
-            "outbox"
+            "outbox",
+            "deliveries"
         ]
     );
     assert_eq!(status.generation, 3);
@@ -784,4 +785,220 @@ async fn a_populated_database_migrates_in_place_without_losing_an_event() {
     .await
     .unwrap();
     assert!(report.ran && report.dropped.is_empty(), "{report:?}");
+}
+
+/// Adds a delivery of `event_id` to `destination` in `state`, created `age_days` ago.
+async fn delivery(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+    destination: &str,
+    state: &str,
+    age_days: i64,
+) {
+    sql(
+        conn,
+        &format!(
+            "INSERT INTO deliveries (event_id, destination, source, state, created_at) \
+             VALUES ('{event_id}', '{destination}', 's', '{state}', \
+                     date_trunc('second', now()) - interval '{age_days} days')"
+        ),
+    )
+    .await;
+}
+
+/// `(event_id, destination)` of every delivery, sorted.
+async fn deliveries(conn: &mut AsyncPgConnection) -> Vec<(Uuid, String)> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        event_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        destination: String,
+    }
+    let rows: Vec<Row> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT event_id, destination FROM deliveries ORDER BY event_id, destination",
+        ),
+        conn,
+    )
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|r| (r.event_id, r.destination))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_go_with_the_events_a_shorter_retention_prunes_in_batches() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let short = Retention {
+        dedup_horizon: Duration::from_millis(500),
+        payload: Duration::from_millis(500),
+        events: Duration::from_secs(1),
+    };
+    let mut policy = RetentionPolicy::uniform(defaults());
+    policy.overrides.insert("s".into(), short);
+    // One statement: all 25 share one received_at, so the batches of 10 resume by id.
+    let batch: Vec<NewEvent> = (0..25)
+        .map(|k| keyed(&format!("k{k}"), short.dedup_horizon))
+        .collect();
+    insert_events(&mut conn, &batch, false).await.unwrap();
+    for (i, event) in batch.iter().enumerate() {
+        // Whatever their state: the event is what they are kept for.
+        delivery(&mut conn, event.id, "a", "delivered", 0).await;
+        if i % 2 == 0 {
+            delivery(&mut conn, event.id, "b", "pending", 0).await;
+        }
+    }
+    let kept = new_event("t", "kept");
+    insert_one(&mut conn, &kept, false).await;
+    delivery(&mut conn, kept.id, "a", "delivered", 0).await;
+    delivery(&mut conn, kept.id, "b", "pending", 0).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    let report = run_maintenance(
+        &mut conn,
+        &policy,
+        MaintenanceOptions {
+            batch_size: 10,
+            ..MaintenanceOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.pruned.get("events"), Some(&25), "{report:?}");
+    assert_eq!(
+        deliveries(&mut conn).await,
+        [(kept.id, "a".to_string()), (kept.id, "b".to_string())],
+        "the pruned events' deliveries went with them, the other source's stay"
+    );
+    assert!(find_event(&mut conn, kept.id).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_go_by_time_with_their_events_partitions_but_pending_ones_wait_for_the_event() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let policy = RetentionPolicy::uniform(defaults());
+    let stored = new_event("s", "stored");
+    insert_one(&mut conn, &stored, false).await;
+    let recent = new_event("s", "recent");
+    insert_one(&mut conn, &recent, false).await;
+    // Rows older than the 30 days, all with one created_at (the walk resumes by ctid):
+    // settled ones go by time; a pending one waits while its event is stored, and goes
+    // once it is not.
+    let orphan = Uuid::now_v7();
+    for d in ["a", "b", "c"] {
+        delivery(&mut conn, stored.id, d, "delivered", 40).await;
+        delivery(&mut conn, orphan, d, "pending", 40).await;
+    }
+    delivery(&mut conn, stored.id, "d", "dead", 40).await;
+    delivery(&mut conn, stored.id, "e", "failed", 40).await;
+    delivery(&mut conn, stored.id, "p1", "pending", 40).await;
+    delivery(&mut conn, stored.id, "p2", "pending", 40).await;
+    // Recent ones stay, whatever their state.
+    delivery(&mut conn, recent.id, "a", "delivered", 0).await;
+    delivery(&mut conn, recent.id, "b", "pending", 0).await;
+    // 29 days old: inside the retention.
+    delivery(&mut conn, recent.id, "c", "delivered", 29).await;
+
+    let options = MaintenanceOptions {
+        batch_size: 2,
+        ..MaintenanceOptions::default()
+    };
+    let dry = run_maintenance(
+        &mut conn,
+        &policy,
+        MaintenanceOptions {
+            dry_run: true,
+            ..options
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.pruned.get("deliveries"), Some(&8), "{dry:?}");
+    let report = run_maintenance(&mut conn, &policy, options).await.unwrap();
+    assert_eq!(report.pruned.get("deliveries"), Some(&8), "{report:?}");
+    let s = |d: &str| d.to_string();
+    let mut left = vec![
+        (stored.id, s("p1")),
+        (stored.id, s("p2")),
+        (recent.id, s("a")),
+        (recent.id, s("b")),
+        (recent.id, s("c")),
+    ];
+    left.sort();
+    assert_eq!(deliveries(&mut conn).await, left);
+    let again = run_maintenance(&mut conn, &policy, options).await.unwrap();
+    assert!(again.pruned.is_empty(), "{again:?}");
+
+    // Forty days on, the events' partitions go, and every delivery with them (the
+    // pending ones too: their events are gone).
+    let report = run_maintenance(
+        &mut conn,
+        &policy,
+        MaintenanceOptions {
+            now: Some(OffsetDateTime::now_utc() + time::Duration::days(40)),
+            ..options
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        report.dropped.contains(&"events_legacy".to_string()),
+        "{report:?}"
+    );
+    assert_eq!(report.pruned.get("deliveries"), Some(&5), "{report:?}");
+    assert!(deliveries(&mut conn).await.is_empty());
+    let status = retention_status(&mut conn, true).await.unwrap();
+    let table = status
+        .tables
+        .iter()
+        .find(|t| t.table == "deliveries")
+        .unwrap();
+    assert_eq!((table.partitions, table.rows, table.oldest), (0, 0, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_that_write_much_wal_shrink_and_the_walk_misses_no_row() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let short = Retention {
+        dedup_horizon: Duration::from_millis(500),
+        payload: Duration::from_millis(500),
+        events: Duration::from_secs(1),
+    };
+    let mut policy = RetentionPolicy::uniform(defaults());
+    policy.overrides.insert("s".into(), short);
+    // 130 events with one received_at: batches of 100, then (every batch writes more
+    // than 1 byte of WAL) 50, then 25, resuming by id within that instant.
+    let batch: Vec<NewEvent> = (0..130)
+        .map(|k| keyed(&format!("k{k}"), short.dedup_horizon))
+        .collect();
+    insert_events(&mut conn, &batch, false).await.unwrap();
+    for event in &batch {
+        delivery(&mut conn, event.id, "a", "delivered", 40).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let report = run_maintenance(
+        &mut conn,
+        &policy,
+        MaintenanceOptions {
+            batch_size: 100,
+            wal_per_batch: 1,
+            pause_ratio: 0.5,
+            ..MaintenanceOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.pruned.get("events"), Some(&130), "{report:?}");
+    assert_eq!(
+        count(&db, "SELECT count(*) AS n FROM events")
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(deliveries(&mut conn).await.is_empty());
 }
