@@ -881,7 +881,7 @@ async fn prune_events(
     loop {
         let limit = pacer.start(conn).await?;
         let batch = expired_events(conn, source, cutoff, after, limit).await?;
-        let (Some(&(_, oldest)), Some(&last)) = (batch.iter().next(), batch.iter().next_back())
+        let (Some(&(_, oldest)), Some(&last)) = (batch.as_slice().first(), batch.as_slice().last())
         else {
             return Ok(total);
         };
