@@ -9,6 +9,7 @@ use diesel::sql_types::{Array, Bytea, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use crate::DbError;
+use crate::prepared::prepared;
 
 #[derive(QueryableByName)]
 struct InsertedKey {
@@ -48,7 +49,7 @@ pub async fn insert_ceiling_rows(
     if keys.is_empty() {
         return Ok(HashSet::new());
     }
-    let rows: Vec<InsertedKey> = diesel::sql_query(
+    let rows: Vec<InsertedKey> = prepared(
         "INSERT INTO bench_ceiling (dedup_key, body) \
          SELECT k, b FROM unnest($1::text[], $2::bytea[]) AS i(k, b) ORDER BY k \
          ON CONFLICT DO NOTHING RETURNING dedup_key",

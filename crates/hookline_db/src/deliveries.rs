@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbError;
+use crate::prepared::prepared;
 use crate::processing::decode_headers;
 
 /// The intent to deliver one decided event to one destination.
@@ -86,7 +87,7 @@ pub async fn enqueue_deliveries(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(diesel::sql_query(
+    Ok(prepared(
         "WITH new AS (\
            INSERT INTO deliveries (event_id, destination, source, resource_key, status, outcome, \
                                    attempts, next_attempt_at) \
@@ -149,7 +150,7 @@ pub async fn leased_deliveries(
     let mut ids: Vec<Uuid> = leased.iter().map(|d| d.event_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let rows: Vec<PayloadRow> = diesel::sql_query(
+    let rows: Vec<PayloadRow> = prepared(
         "SELECT e.id, p.headers, p.body, e.traceparent, e.received_at \
            FROM events e JOIN event_payloads p ON p.id = e.id WHERE e.id = ANY($1)",
     )
@@ -272,7 +273,7 @@ pub async fn claim_deliveries(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<ClaimedDelivery>, DbError> {
-    let rows: Vec<ClaimedRow> = diesel::sql_query(
+    let rows: Vec<ClaimedRow> = prepared(
         "WITH claimed AS ( \
            UPDATE deliveries d \
               SET attempts = d.attempts + 1, \
@@ -357,7 +358,7 @@ pub async fn settle_deliveries(
     if results.is_empty() {
         return Ok(0);
     }
-    Ok(diesel::sql_query(
+    Ok(prepared(
         "UPDATE deliveries d \
             SET state = u.state, last_status = u.last_status, last_error = u.last_error, \
                 latency_ms = u.latency_ms, \
@@ -405,7 +406,7 @@ struct Backlog {
 pub async fn pending_deliveries(
     conn: &mut AsyncPgConnection,
 ) -> Result<Vec<(String, i64)>, DbError> {
-    let rows: Vec<Backlog> = diesel::sql_query(
+    let rows: Vec<Backlog> = prepared(
         "SELECT destination, count(*) AS pending FROM deliveries \
           WHERE state = 'pending' GROUP BY destination",
     )
@@ -668,10 +669,9 @@ struct PauseRow {
 pub async fn paused_destinations(
     conn: &mut AsyncPgConnection,
 ) -> Result<Vec<(String, String)>, DbError> {
-    let rows: Vec<PauseRow> =
-        diesel::sql_query("SELECT destination, reason FROM destination_pauses")
-            .load(conn)
-            .await?;
+    let rows: Vec<PauseRow> = prepared("SELECT destination, reason FROM destination_pauses")
+        .load(conn)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|r| (r.destination, r.reason))

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbError;
+use crate::prepared::prepared;
 use crate::schema::{events, outbox};
 
 /// An event as ingest is about to store it.
@@ -253,7 +254,7 @@ async fn store_new(
          SELECT id FROM new",
         live_from = LIVE_FROM.replace("$H", "$11"),
     );
-    let inserted: Vec<InsertedId> = diesel::sql_query(sql)
+    let inserted: Vec<InsertedId> = prepared(sql)
         .bind::<Array<diesel::sql_types::Uuid>, _>(order.iter().map(|e| e.id).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(order.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(
@@ -315,7 +316,7 @@ async fn live_keys(conn: &mut AsyncPgConnection, events: &[&NewEvent]) -> Result
          ORDER BY k.source, k.dedup_key, k.received_at DESC",
         live_from = LIVE_FROM.replace("$H", "$4"),
     );
-    let rows: Vec<LiveKey> = diesel::sql_query(sql)
+    let rows: Vec<LiveKey> = prepared(sql)
         .bind::<Array<Text>, _>(events.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(
             events

@@ -20,6 +20,7 @@ mod events;
 mod models;
 mod ops;
 mod pool;
+mod prepared;
 mod processing;
 mod retention;
 pub mod schema;

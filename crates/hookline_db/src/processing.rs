@@ -9,6 +9,7 @@ use hookline_domain::{EventState, Headers, Outcome};
 use uuid::Uuid;
 
 use crate::columns::{OutcomeColumn, StateColumn};
+use crate::prepared::prepared;
 use crate::schema::{event_payloads, events};
 use crate::{DbError, EventHead};
 
@@ -56,7 +57,7 @@ pub async fn lock_resources(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<LockedResource> = diesel::sql_query(
+    let rows: Vec<LockedResource> = prepared(
         "INSERT INTO resources (source, resource_key) \
          SELECT s, k FROM unnest($1::text[], $2::text[]) AS u(s, k) ORDER BY s, k \
          ON CONFLICT (source, resource_key) DO UPDATE SET updated_at = resources.updated_at \
@@ -119,7 +120,7 @@ pub async fn record_transitions(
     rows: &[TransitionRow<'_>],
 ) -> Result<(), DbError> {
     if !updates.is_empty() {
-        diesel::sql_query(
+        prepared(
             "UPDATE resources r SET status = u.status, terminal = u.terminal, last_event_id = u.event_id, updated_at = now() \
              FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::uuid[]) AS u(source, resource_key, status, terminal, event_id) \
              WHERE r.source = u.source AND r.resource_key = u.resource_key",
@@ -133,7 +134,7 @@ pub async fn record_transitions(
         .await?;
     }
     if !rows.is_empty() {
-        diesel::sql_query(
+        prepared(
             "INSERT INTO transitions (source, resource_key, event_id, from_status, to_status, outcome, reason, actor) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])",
         )
@@ -171,7 +172,7 @@ pub async fn finish_events(
             EventState::Failed
         })
     };
-    diesel::sql_query(
+    prepared(
         "UPDATE events e SET state = u.state, last_error = u.err, processed_at = now() \
          FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, state, err) WHERE e.id = u.id",
     )
