@@ -48,6 +48,10 @@ cpu_snap() {
     --pg-db "$db,$ceiling_db" "$@"
 }
 csv() { local IFS=,; echo "$*"; }
+# What autovacuum would have done by now. This machine's PostgreSQL (like CI's) runs with
+# autovacuum off, so without this every step pays for the dead rows and the missing
+# statistics of all the steps before it, and later steps compare unfairly with earlier ones.
+settle_db() { psql "$pg/$db" -qc "VACUUM (ANALYZE)" || warn "VACUUM failed; later steps pay for earlier ones"; }
 
 # --- ceilings -----------------------------------------------------------------------
 say "ceiling: actix hello world"
@@ -149,6 +153,7 @@ wait_http http://127.0.0.1:18090/readyz
 
 for workers in 1 2; do
   say "hookline: end to end, $workers worker(s)"
+  settle_db
   wpids=()
   for i in $(seq 1 $workers); do
     HOOKLINE__WORKER__ADMIN_ADDR="127.0.0.1:$((18092 + i))" "$bin/hookline-worker" >"$work/worker$i.log" 2>&1 &
@@ -164,29 +169,10 @@ for workers in 1 2; do
   for p in "${wpids[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
 done
 
-# Drain only: with no worker running, fill the (empty) work queue, then start 2 workers
-# and time how fast they empty it: the worker path's own rate and CPU per event.
-say "hookline: drain only, $drain_events events queued, then 2 workers"
-drain_run="drain$$"
-load --addr 127.0.0.1:18090 --source bench --events "$drain_events" --resources 1000 --run "$drain_run" \
-  --label drain-fill >"$work/drain-fill.json"
-drain_expected=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["statuses"].get("202", 0))' "$work/drain-fill.json")
-drain_since=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["since_unix"])' "$work/drain-fill.json")
-sleep 1 # the last commits' publishes reach the queue
-cpu_snap drain-before --group ingest=$ingest
-wpids=()
-for i in 1 2; do
-  HOOKLINE__WORKER__ADMIN_ADDR="127.0.0.1:$((18092 + i))" "$bin/hookline-worker" >"$work/worker-drain$i.log" 2>&1 &
-  wpids+=($!); pids+=($!)
-done
-"$bin/hookline-bench" drain-wait --database-url "$pg/$db" --run "$drain_run" --expected "$drain_expected" \
-  --since-unix "$drain_since" >"$work/drain.json"
-cpu_snap drain-after --group ingest=$ingest --group worker="$(csv "${wpids[@]}")"
-for p in "${wpids[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
-
 # The same end-to-end load, 2 workers, each decided event also POSTed (signed) to one HTTP
 # destination: a local receiver that answers 204 at once.
 say "hookline: end to end, 2 workers, one HTTP destination"
+settle_db
 "$bin/hookline-bench" sink-server --addr 127.0.0.1:18081 --workers 1 & sink=$!; pids+=($sink)
 cp "$work/hookline.toml" "$work/hookline-dest.toml"
 cat >>"$work/hookline-dest.toml" <<TOML
@@ -203,11 +189,34 @@ for i in 1 2; do
   wpids+=($!); pids+=($!)
 done
 sleep 1
+cpu_snap e2e-dest-before --group ingest=$ingest --group worker="$(csv "${wpids[@]}")" --group sink=$sink
 load --addr 127.0.0.1:18090 --source bench --events "$e2e_events" --dup-ratio 0.3 --resources 1000 \
   --database-url "$pg/$db" --destination sink --label "e2e-dest" >"$work/e2e-dest.json"
+cpu_snap e2e-dest-after --group ingest=$ingest --group worker="$(csv "${wpids[@]}")" --group sink=$sink
 echo "$(peak_rss_mib "${wpids[0]}")" >"$work/worker_rss_dest"
 for p in "${wpids[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
 kill -TERM $sink; wait $sink 2>/dev/null || true
+
+# Drain only: with no worker running, fill the (empty) work queue, then start 2 workers
+# and time how fast they empty it: the worker path's own rate and CPU per event.
+say "hookline: drain only, $drain_events events queued, then 2 workers"
+drain_run="drain$$"
+load --addr 127.0.0.1:18090 --source bench --events "$drain_events" --resources 1000 --run "$drain_run" \
+  --label drain-fill >"$work/drain-fill.json"
+drain_expected=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["statuses"].get("202", 0))' "$work/drain-fill.json")
+drain_since=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["since_unix"])' "$work/drain-fill.json")
+sleep 1 # the last commits' publishes reach the queue
+settle_db
+cpu_snap drain-before --group ingest=$ingest
+wpids=()
+for i in 1 2; do
+  HOOKLINE__WORKER__ADMIN_ADDR="127.0.0.1:$((18092 + i))" "$bin/hookline-worker" >"$work/worker-drain$i.log" 2>&1 &
+  wpids+=($!); pids+=($!)
+done
+"$bin/hookline-bench" drain-wait --database-url "$pg/$db" --run "$drain_run" --expected "$drain_expected" \
+  --since-unix "$drain_since" >"$work/drain.json"
+cpu_snap drain-after --group ingest=$ingest --group worker="$(csv "${wpids[@]}")"
+for p in "${wpids[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
 
 # --- report -------------------------------------------------------------------------
 python3 - "$work" "$out" "$pg_one" "$pg_batch_rows" "$ingest_rss" "$secs" "${smoke:+smoke}" "$drain_events" <<'PY'
@@ -310,11 +319,14 @@ for step, label, events, unit in [
     ("e2e1", "End to end, 1 worker (30 % dups)", j("e2e1")["e2e"]["processed"], "processed event"),
     ("e2e2", "End to end, 2 workers (30 % dups)", j("e2e2")["e2e"]["processed"], "processed event"),
     ("drain", "Drain only, 2 workers", drain["processed"], "processed event"),
+    ("e2e-dest", "End to end, 2 workers, + one HTTP destination (the receiver counted as load generator)",
+     j("e2e-dest")["e2e"]["processed"], "processed and delivered event"),
 ]:
     c = cpu(step)
     if not c or not events:
         continue
-    load_s = j(step).get("load_cpu_s", 0.0)  # drain-wait sends nothing: no figure
+    # drain-wait sends nothing: no figure; the destination step's receiver is load too.
+    load_s = j(step).get("load_cpu_s", 0.0) + c.get("sink", 0.0)
     us = lambda k: c.get(k, 0.0) * 1e6 / events
     known = sum(c.get(k, 0.0) for k in ("ingest", "worker", "postgres", "rabbitmq")) + load_s
     cells = [us("ingest"), us("postgres"), us("rabbitmq"), us("worker")]
@@ -369,6 +381,14 @@ with open(out, "w") as fh:
                  f"worker path (drain only: worker + PostgreSQL + RabbitMQ): {worker_path['path']:.0f} µs per event "
                  f"(worker + PostgreSQL alone: {worker_path['worker'] + worker_path['postgres']:.0f} µs), "
                  f"{share * 100:.0f} % of the ingest path (target < 40 %).\n")
+    plain_cpu, dest_cpu = cpu("e2e2"), cpu("e2e-dest")
+    plain_n, dest_n = j("e2e2")["e2e"]["processed"], j("e2e-dest")["e2e"]["processed"]
+    if plain_cpu and dest_cpu and plain_n and dest_n:
+        extra = {k: dest_cpu.get(k, 0.0) * 1e6 / dest_n - plain_cpu.get(k, 0.0) * 1e6 / plain_n
+                 for k in ("machine", "postgres", "worker", "sink", "ingest", "rabbitmq")}
+        fh.write(f"\nOne HTTP destination costs {extra['machine']:.0f} µs of machine CPU per event more than end to end "
+                 f"without it (PostgreSQL {extra['postgres']:+.0f}, worker {extra['worker']:+.0f}, receiver "
+                 f"{extra['sink']:+.0f}, ingest {extra['ingest']:+.0f}, RabbitMQ {extra['rabbitmq']:+.0f}).\n")
     if not smoke:
         fh.write(analysis)
 print(open(out).read())
