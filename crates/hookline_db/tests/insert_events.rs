@@ -331,5 +331,10 @@ async fn group_commit_statements_are_prepared_once_per_connection() {
         .filter(|s| s.statement.contains("ORDER BY k.source, k.dedup_key"))
         .count();
     assert_eq!(lookups, 1, "the live-key lookup is prepared once too");
-    assert_eq!(count(&db, "SELECT count(*) AS n FROM events").await.unwrap(), 38);
+    assert_eq!(
+        count(&db, "SELECT count(*) AS n FROM events")
+            .await
+            .unwrap(),
+        38
+    );
 }
