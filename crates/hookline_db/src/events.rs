@@ -1,4 +1,5 @@
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use base64::Engine;
@@ -102,6 +103,59 @@ fn millis(d: Duration) -> i64 {
 /// partition pruning on it keeps every key check to the generations that matter.
 const LIVE_FROM: &str = "(SELECT coalesce(max(generation), 0) FROM dedup_generations \
      WHERE started_at <= now() - $H * interval '1 millisecond')";
+
+/// [`store_new`]'s statement, built once: its text is the statement cache's key, and
+/// formatting it per batch was work on ingest's hot path.
+static STORE_NEW: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH input AS (\
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], \
+                                $7::text[], $8::bytea[], $9::text[], $10::bigint[]) \
+             AS i(id, source, dedup_key, resource_key, status, headers, query, body, traceparent, horizon_ms)), \
+         current AS (SELECT max(generation) AS g FROM dedup_generations), \
+         earlier AS (\
+           SELECT i.id FROM input i JOIN dedup_keys k ON k.source = i.source AND k.dedup_key = i.dedup_key \
+           WHERE k.generation >= {live_from} AND k.generation < (SELECT g FROM current) \
+             AND k.received_at > now() - i.horizon_ms * interval '1 millisecond'), \
+         keys AS (\
+           INSERT INTO dedup_keys (generation, source, dedup_key, event_id, received_at) \
+           SELECT (SELECT g FROM current), i.source, i.dedup_key, i.id, now() FROM input i \
+           WHERE NOT EXISTS (SELECT 1 FROM earlier e WHERE e.id = i.id) \
+           ORDER BY i.source, i.dedup_key \
+           ON CONFLICT (source, dedup_key, generation) DO UPDATE \
+             SET event_id = EXCLUDED.event_id, received_at = EXCLUDED.received_at, \
+                 earlier_event_ids = array_append(dedup_keys.earlier_event_ids, dedup_keys.event_id) \
+             WHERE dedup_keys.received_at <= EXCLUDED.received_at \
+               - (SELECT i.horizon_ms FROM input i WHERE i.id = EXCLUDED.event_id) * interval '1 millisecond' \
+           RETURNING event_id), \
+         new AS (\
+           INSERT INTO events (id, source, dedup_key, resource_key, status, traceparent) \
+           SELECT i.id, i.source, i.dedup_key, i.resource_key, i.status, i.traceparent \
+           FROM input i JOIN keys k ON k.event_id = i.id \
+           RETURNING id, received_at), \
+         payloads AS (\
+           INSERT INTO event_payloads (id, headers, query, body) \
+           SELECT i.id, i.headers, i.query, i.body FROM input i JOIN keys k ON k.event_id = i.id), \
+         queued AS (INSERT INTO outbox (event_id, received_at) SELECT id, received_at FROM new) \
+         SELECT id FROM new",
+        live_from = LIVE_FROM.replace("$H", "$11"),
+    )
+});
+
+/// [`live_keys`]' statement, built once (as [`STORE_NEW`]).
+static LIVE_KEYS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT DISTINCT ON (k.source, k.dedup_key) k.event_id, k.source, k.dedup_key, \
+           (extract(epoch FROM k.received_at + i.horizon_ms * interval '1 millisecond' - now()) * 1000)::bigint \
+             AS expires_in_ms \
+         FROM unnest($1::text[], $2::text[], $3::bigint[]) AS i(source, dedup_key, horizon_ms) \
+         JOIN dedup_keys k ON k.source = i.source AND k.dedup_key = i.dedup_key \
+         WHERE k.generation >= {live_from} \
+           AND k.received_at > now() - i.horizon_ms * interval '1 millisecond' \
+         ORDER BY k.source, k.dedup_key, k.received_at DESC",
+        live_from = LIVE_FROM.replace("$H", "$4"),
+    )
+});
 
 /// Stores a batch of events and returns, per input row in order, its event id and
 /// whether it was a duplicate.
@@ -221,40 +275,7 @@ async fn store_new(
         .map(|e| e.dedup_horizon)
         .max()
         .unwrap_or_default();
-    let sql = format!(
-        "WITH input AS (\
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], \
-                                $7::text[], $8::bytea[], $9::text[], $10::bigint[]) \
-             AS i(id, source, dedup_key, resource_key, status, headers, query, body, traceparent, horizon_ms)), \
-         current AS (SELECT max(generation) AS g FROM dedup_generations), \
-         earlier AS (\
-           SELECT i.id FROM input i JOIN dedup_keys k ON k.source = i.source AND k.dedup_key = i.dedup_key \
-           WHERE k.generation >= {live_from} AND k.generation < (SELECT g FROM current) \
-             AND k.received_at > now() - i.horizon_ms * interval '1 millisecond'), \
-         keys AS (\
-           INSERT INTO dedup_keys (generation, source, dedup_key, event_id, received_at) \
-           SELECT (SELECT g FROM current), i.source, i.dedup_key, i.id, now() FROM input i \
-           WHERE NOT EXISTS (SELECT 1 FROM earlier e WHERE e.id = i.id) \
-           ORDER BY i.source, i.dedup_key \
-           ON CONFLICT (source, dedup_key, generation) DO UPDATE \
-             SET event_id = EXCLUDED.event_id, received_at = EXCLUDED.received_at, \
-                 earlier_event_ids = array_append(dedup_keys.earlier_event_ids, dedup_keys.event_id) \
-             WHERE dedup_keys.received_at <= EXCLUDED.received_at \
-               - (SELECT i.horizon_ms FROM input i WHERE i.id = EXCLUDED.event_id) * interval '1 millisecond' \
-           RETURNING event_id), \
-         new AS (\
-           INSERT INTO events (id, source, dedup_key, resource_key, status, traceparent) \
-           SELECT i.id, i.source, i.dedup_key, i.resource_key, i.status, i.traceparent \
-           FROM input i JOIN keys k ON k.event_id = i.id \
-           RETURNING id, received_at), \
-         payloads AS (\
-           INSERT INTO event_payloads (id, headers, query, body) \
-           SELECT i.id, i.headers, i.query, i.body FROM input i JOIN keys k ON k.event_id = i.id), \
-         queued AS (INSERT INTO outbox (event_id, received_at) SELECT id, received_at FROM new) \
-         SELECT id FROM new",
-        live_from = LIVE_FROM.replace("$H", "$11"),
-    );
-    let inserted: Vec<InsertedId> = prepared(sql)
+    let inserted: Vec<InsertedId> = prepared(&STORE_NEW)
         .bind::<Array<diesel::sql_types::Uuid>, _>(order.iter().map(|e| e.id).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(order.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(
@@ -305,18 +326,7 @@ async fn live_keys(conn: &mut AsyncPgConnection, events: &[&NewEvent]) -> Result
         .map(|e| e.dedup_horizon)
         .max()
         .unwrap_or_default();
-    let sql = format!(
-        "SELECT DISTINCT ON (k.source, k.dedup_key) k.event_id, k.source, k.dedup_key, \
-           (extract(epoch FROM k.received_at + i.horizon_ms * interval '1 millisecond' - now()) * 1000)::bigint \
-             AS expires_in_ms \
-         FROM unnest($1::text[], $2::text[], $3::bigint[]) AS i(source, dedup_key, horizon_ms) \
-         JOIN dedup_keys k ON k.source = i.source AND k.dedup_key = i.dedup_key \
-         WHERE k.generation >= {live_from} \
-           AND k.received_at > now() - i.horizon_ms * interval '1 millisecond' \
-         ORDER BY k.source, k.dedup_key, k.received_at DESC",
-        live_from = LIVE_FROM.replace("$H", "$4"),
-    );
-    let rows: Vec<LiveKey> = prepared(sql)
+    let rows: Vec<LiveKey> = prepared(&LIVE_KEYS)
         .bind::<Array<Text>, _>(events.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(
             events

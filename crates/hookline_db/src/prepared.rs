@@ -6,11 +6,11 @@
 //! costs a Parse + Describe round trip and PostgreSQL's parse and analysis before the
 //! Bind + Execute, and a Close after. A [`Prepared`] is keyed in the connection's statement
 //! cache by its SQL text and bind types, so a connection sends Parse once per statement
-//! and each later call is one Bind + Execute. Use it only for SQL whose text is one of a
-//! fixed few (the cache holds every distinct text for the connection's life); statements
-//! built from names (retention's partitions, for instance) stay `sql_query`.
+//! and each later call is one Bind + Execute. The text is `&'static str`: the cache holds
+//! every distinct text for the connection's life, so only a fixed few may go through it
+//! (a text built at run time is built once, in a static); statements built from names
+//! (retention's partitions, for instance) stay `sql_query`.
 
-use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use diesel::QueryResult;
@@ -22,14 +22,14 @@ use diesel::sql_types::{HasSqlType, Untyped};
 /// A raw SQL statement with its bind values, cached per connection (see the module).
 #[must_use = "a statement runs only when loaded or executed"]
 pub(crate) struct Prepared<'a> {
-    sql: Cow<'a, str>,
+    sql: &'static str,
     binds: Vec<Box<dyn QueryFragment<Pg> + Send + 'a>>,
 }
 
 /// `sql`, with `$1`, `$2`, … bound in the order of the [`Prepared::bind`] calls.
-pub(crate) fn prepared<'a>(sql: impl Into<Cow<'a, str>>) -> Prepared<'a> {
+pub(crate) fn prepared<'a>(sql: &'static str) -> Prepared<'a> {
     Prepared {
-        sql: sql.into(),
+        sql,
         binds: Vec::new(),
     }
 }
@@ -68,7 +68,7 @@ where
 impl QueryFragment<Pg> for Prepared<'_> {
     // Unlike `SqlQuery`, no `unsafe_to_cache_prepared()`: the text is the cache key.
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(&self.sql);
+        out.push_sql(self.sql);
         for bind in &self.binds {
             bind.walk_ast(out.reborrow())?;
         }
