@@ -50,8 +50,8 @@ pub use ops::{
     source_stats,
 };
 pub use pool::{
-    MAX_CONNECTION_AGE, Pool, PooledConnection, connect, create_pool, ping, run_migrations,
-    run_migrations_until,
+    MAX_CONNECTION_AGE, POOLED_SESSION, Pool, PooledConnection, connect, create_pool, ping,
+    run_migrations, run_migrations_until,
 };
 pub use processing::{
     EventPayload, ResourceUpdate, TransitionRow, event_payloads, finish_events, lock_events,
