@@ -43,9 +43,8 @@ pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 /// first `ANALYZE`; with autovacuum off, as on this project's CI machines, there is none)
 /// scans sequentially, and each run then reads the whole partition: measured on a fresh
 /// database with autovacuum off, the worker's event update took 7.5 ms per batch of ~40
-/// instead of 0.8 ms, its lock 4.5 ms instead of 0.3, and the delivery payload read 9.7 ms;
-/// end to end ran at 5 200 events/s instead of 6 000, with one destination at 2 700-3 000
-/// instead of 3 500. With sequential scans priced out the generic plan is the index plan
+/// instead of 0.8 ms, its lock 4.5 ms instead of 0.24, and the delivery payload read
+/// 9.7 ms instead of 0.43 (BENCHMARKS.md has the end-to-end figures). With sequential scans priced out the generic plan is the index plan
 /// whatever the table's size when it was made. A statement with no usable index still
 /// scans (the setting only makes the alternative win when there is one), and bulk work
 /// (migrations, the CLI) uses its own connections ([`connect`]), which keep the default.

@@ -19,6 +19,12 @@ struct Scans {
     n: i64,
 }
 
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Text)]
+    s: String,
+}
+
 /// Sequential scans of the event tables' partitions in this connection's transaction.
 async fn event_seq_scans(conn: &mut AsyncPgConnection) -> i64 {
     diesel::sql_query(
@@ -85,10 +91,4 @@ async fn plans_made_on_tiny_tables_still_use_the_indexes_once_the_tables_grow() 
         scans, 0,
         "the kept plans read the 6 000-row partitions sequentially"
     );
-}
-
-#[derive(diesel::QueryableByName)]
-struct Setting {
-    #[diesel(sql_type = Text)]
-    s: String,
 }
