@@ -1,7 +1,9 @@
 //! HTTP deliveries of decided events: the intent, committed with the decision
-//! ([`enqueue_deliveries`]); the claim that leases due rows to one worker
-//! ([`claim_deliveries`]); the result ([`settle_deliveries`]); and what operators read
-//! and redrive.
+//! ([`enqueue_deliveries`]), either as a due `deliveries` row or as an entry of a lease
+//! that hands the first attempt to the deciding worker; the claim that leases due rows to
+//! one worker ([`claim_deliveries`]); the expansion of leases whose worker died
+//! ([`expand_expired_leases`]); the result ([`settle_deliveries`]); and what operators
+//! read and redrive (leased entries read as pending deliveries).
 
 use std::time::Duration;
 
@@ -40,43 +42,46 @@ pub struct NewDelivery<'a> {
     pub leased: Option<Duration>,
 }
 
+/// Where a first attempt handed to the deciding worker is recorded: entry `index`
+/// (1-based) of lease `lease` (`delivery_leases`), until [`settle_deliveries`] writes its
+/// `deliveries` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseSlot {
+    /// The lease row's id.
+    pub lease: i64,
+    /// The entry's position in the lease's arrays (1-based, as SQL arrays are).
+    pub index: i32,
+}
+
 /// A delivery intent that was new, and is leased to the caller for its first attempt
 /// ([`NewDelivery::leased`]). It becomes a [`ClaimedDelivery`] once its payload is read
 /// ([`leased_deliveries`]).
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeasedDelivery {
-    /// The delivery row's id.
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
+    /// Where its result goes.
+    pub slot: LeaseSlot,
     /// The event (`webhook-id`).
-    #[diesel(sql_type = SqlUuid)]
     pub event_id: Uuid,
     /// The destination's name.
-    #[diesel(sql_type = Text)]
     pub destination: String,
     /// The event's source.
-    #[diesel(sql_type = Text)]
     pub source: String,
     /// Its resource key.
-    #[diesel(sql_type = Nullable<Text>)]
     pub resource_key: Option<String>,
     /// The status it reported.
-    #[diesel(sql_type = Nullable<Text>)]
     pub status: Option<String>,
     /// The lifecycle outcome.
-    #[diesel(sql_type = Nullable<Text>)]
     pub outcome: Option<String>,
-    /// The attempt the lease is for (1).
-    #[diesel(sql_type = Integer)]
-    pub attempt: i32,
 }
 
-/// Inserts the delivery intents, one per (event, destination), in the caller's decision
-/// transaction; an intent that already exists (a replayed event) is left as it is
-/// (`ON CONFLICT DO NOTHING`): redrive is how a settled delivery is sent again. Returns
-/// the new intents that start leased to the caller ([`NewDelivery::leased`]), in no
-/// particular order. Rows are inserted in the order given, so for one resource the ids
-/// follow the decision order (what `ordered = true` delivers by).
+/// Commits the delivery intents, one per (event, destination), in the caller's decision
+/// transaction. An intent due at once ([`NewDelivery::leased`] `None`) is a pending
+/// `deliveries` row; the leased ones of each destination become one `delivery_leases` row
+/// (their `deliveries` rows are written once, by [`settle_deliveries`], with the first
+/// attempt's result). An intent whose (event, destination) already has a delivery (a
+/// replayed event) is left out: redrive is how a settled delivery is sent again. Returns
+/// the leased intents, to send after the commit. Rows are inserted in the order given, so
+/// for one resource the ids follow the decision order (what `ordered = true` delivers by).
 ///
 /// # Errors
 /// [`DbError`].
@@ -84,34 +89,120 @@ pub async fn enqueue_deliveries(
     conn: &mut AsyncPgConnection,
     rows: &[NewDelivery<'_>],
 ) -> Result<Vec<LeasedDelivery>, DbError> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
+    let due: Vec<&NewDelivery<'_>> = rows.iter().filter(|r| r.leased.is_none()).collect();
+    if !due.is_empty() {
+        prepared(
+            "INSERT INTO deliveries (event_id, destination, source, resource_key, status, outcome) \
+             SELECT e, d, s, r, st, o \
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+                    WITH ORDINALITY AS u(e, d, s, r, st, o, n) ORDER BY n \
+             ON CONFLICT (event_id, destination) DO NOTHING",
+        )
+        .bind::<Array<SqlUuid>, _>(due.iter().map(|r| r.event_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(due.iter().map(|r| r.destination).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(due.iter().map(|r| r.source).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(due.iter().map(|r| r.resource_key).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(due.iter().map(|r| r.status).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(due.iter().map(|r| r.outcome).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
     }
+    let mut leased = Vec::new();
+    let mut groups: Vec<(&str, Duration, Vec<&NewDelivery<'_>>)> = Vec::new();
+    for row in rows {
+        let Some(lease) = row.leased else { continue };
+        match groups
+            .iter_mut()
+            .find(|(d, l, _)| *d == row.destination && *l == lease)
+        {
+            Some((_, _, group)) => group.push(row),
+            None => groups.push((row.destination, lease, vec![row])),
+        }
+    }
+    for (destination, lease, group) in groups {
+        let new: Vec<NewLease> = prepared(
+            "INSERT INTO delivery_leases (destination, event_ids, sources, resource_keys, statuses, \
+                                          outcomes, expires_at) \
+             SELECT $1, array_agg(u.e ORDER BY u.n), array_agg(u.s ORDER BY u.n), \
+                    array_agg(u.r ORDER BY u.n), array_agg(u.st ORDER BY u.n), \
+                    array_agg(u.o ORDER BY u.n), now() + $7 * interval '1 millisecond' \
+               FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+                    WITH ORDINALITY AS u(e, s, r, st, o, n) \
+              WHERE NOT EXISTS (SELECT 1 FROM deliveries d \
+                                 WHERE d.event_id = u.e AND d.destination = $1) \
+             HAVING count(*) > 0 \
+             RETURNING id, event_ids",
+        )
+        .bind::<Text, _>(destination)
+        .bind::<Array<SqlUuid>, _>(group.iter().map(|r| r.event_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(group.iter().map(|r| r.source).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(group.iter().map(|r| r.resource_key).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(group.iter().map(|r| r.status).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(group.iter().map(|r| r.outcome).collect::<Vec<_>>())
+        .bind::<BigInt, _>(millis(lease))
+        .load(conn)
+        .await?;
+        for lease in new {
+            for (position, event_id) in lease.event_ids.iter().enumerate() {
+                let Some(row) = group.iter().find(|r| r.event_id == *event_id) else {
+                    continue;
+                };
+                leased.push(LeasedDelivery {
+                    slot: LeaseSlot {
+                        lease: lease.id,
+                        index: i32::try_from(position + 1).unwrap_or(i32::MAX),
+                    },
+                    event_id: row.event_id,
+                    destination: destination.to_string(),
+                    source: row.source.to_string(),
+                    resource_key: row.resource_key.map(str::to_string),
+                    status: row.status.map(str::to_string),
+                    outcome: row.outcome.map(str::to_string),
+                });
+            }
+        }
+    }
+    Ok(leased)
+}
+
+#[derive(QueryableByName)]
+struct NewLease {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Array<SqlUuid>)]
+    event_ids: Vec<Uuid>,
+}
+
+/// Expands up to `limit` leases that ran out (their worker died, or could not send or
+/// record the first attempts in time) into pending `deliveries` rows, due at once with
+/// attempt 1 counted as made, and deletes them, in one statement; entries that already
+/// have their row (settled before the lease ran out) are left as they are. Leases a
+/// settle holds are skipped (`SKIP LOCKED`): the settle records them itself. Returns the
+/// rows inserted.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn expand_expired_leases(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> Result<usize, DbError> {
     Ok(prepared(
-        "WITH new AS (\
-           INSERT INTO deliveries (event_id, destination, source, resource_key, status, outcome, \
-                                   attempts, next_attempt_at) \
-           SELECT e, d, s, r, st, o, CASE WHEN l IS NULL THEN 0 ELSE 1 END, \
-                  now() + coalesce(l, 0) * interval '1 millisecond' \
-             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                         $7::bigint[]) WITH ORDINALITY AS u(e, d, s, r, st, o, l, n) ORDER BY n \
-           ON CONFLICT (event_id, destination) DO NOTHING \
-           RETURNING id, event_id, destination, source, resource_key, status, outcome, attempts) \
-         SELECT id, event_id, destination, source, resource_key, status, outcome, \
-                attempts AS attempt FROM new WHERE attempts > 0",
+        "WITH gone AS ( \
+           DELETE FROM delivery_leases WHERE id = ANY(ARRAY( \
+             SELECT id FROM delivery_leases WHERE expires_at <= now() \
+              ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)) \
+           RETURNING id, destination, event_ids, sources, resource_keys, statuses, outcomes, \
+                     created_at) \
+         INSERT INTO deliveries (event_id, destination, source, resource_key, status, outcome, \
+                                 attempts, next_attempt_at, created_at) \
+         SELECT e.event_id, g.destination, g.sources[e.n], g.resource_keys[e.n], g.statuses[e.n], \
+                g.outcomes[e.n], 1, now(), g.created_at \
+           FROM gone g, unnest(g.event_ids) WITH ORDINALITY AS e(event_id, n) \
+          ORDER BY g.id, e.n \
+         ON CONFLICT (event_id, destination) DO NOTHING",
     )
-    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.destination).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.source).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.resource_key).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.status).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
-    .bind::<Array<Nullable<BigInt>>, _>(
-        rows.iter()
-            .map(|r| r.leased.map(millis))
-            .collect::<Vec<_>>(),
-    )
-    .load(conn)
+    .bind::<BigInt, _>(limit)
+    .execute(conn)
     .await?)
 }
 
@@ -181,13 +272,13 @@ pub async fn leased_deliveries(
                 .and_then(|o| o.payload.clone())
         });
         out.push(ClaimedDelivery {
-            id: d.id,
+            lease: Some(d.slot),
             event_id: d.event_id,
             source: d.source,
             resource_key: d.resource_key,
             status: d.status,
             outcome: d.outcome,
-            attempt: d.attempt,
+            attempt: 1,
             payload,
         });
     }
@@ -196,8 +287,6 @@ pub async fn leased_deliveries(
 
 #[derive(QueryableByName)]
 struct ClaimedRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
     #[diesel(sql_type = SqlUuid)]
     event_id: Uuid,
     #[diesel(sql_type = Text)]
@@ -223,8 +312,9 @@ struct ClaimedRow {
 /// A delivery leased to this worker for one attempt.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
-    /// The delivery row's id.
-    pub id: i64,
+    /// `Some`: a first attempt handed to this worker by its decision, recorded in a lease
+    /// until settled; `None`: a `deliveries` row this worker claimed.
+    pub lease: Option<LeaseSlot>,
     /// The event (`webhook-id`).
     pub event_id: Uuid,
     /// The event's source.
@@ -290,7 +380,7 @@ pub async fn claim_deliveries(
                LIMIT $3 \
                FOR UPDATE SKIP LOCKED)) \
            RETURNING d.id, d.event_id, d.source, d.resource_key, d.status, d.outcome, d.attempts) \
-         SELECT c.id, c.event_id, c.source, c.resource_key, c.status, c.outcome, c.attempts, \
+         SELECT c.event_id, c.source, c.resource_key, c.status, c.outcome, c.attempts, \
                 p.headers, p.body, e.traceparent, e.received_at \
            FROM claimed c LEFT JOIN events e ON e.id = c.event_id \
                 LEFT JOIN event_payloads p ON p.id = c.event_id \
@@ -305,7 +395,7 @@ pub async fn claim_deliveries(
     Ok(rows
         .into_iter()
         .map(|r| ClaimedDelivery {
-            id: r.id,
+            lease: None,
             event_id: r.event_id,
             source: r.source,
             resource_key: r.resource_key,
@@ -328,8 +418,13 @@ pub async fn claim_deliveries(
 /// The result of one attempt.
 #[derive(Debug, Clone)]
 pub struct DeliveryResult {
-    /// The delivery row.
-    pub id: i64,
+    /// The event.
+    pub event_id: Uuid,
+    /// The destination.
+    pub destination: String,
+    /// The lease holding the delivery, for a first attempt handed over by the decision
+    /// ([`ClaimedDelivery::lease`]).
+    pub lease: Option<LeaseSlot>,
     /// The attempt number the claim returned (the fence: a stale result is dropped).
     pub attempt: i32,
     /// The new state: `Pending` (retry after `retry_in`), `Delivered`, `Failed`, `Dead`.
@@ -344,10 +439,25 @@ pub struct DeliveryResult {
     pub retry_in: Option<Duration>,
 }
 
-/// Records attempt results in one statement. A result applies only while the row is
-/// still pending at that attempt number: if the lease ran out and another worker claimed
-/// the row again, the older attempt's result is dropped (the newer attempt owns the row).
-/// Returns how many rows changed.
+#[derive(QueryableByName)]
+struct SettledLease {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Bool)]
+    done: bool,
+}
+
+/// Records attempt results, a few statements for any number of them.
+///
+/// A result of a leased first attempt writes its `deliveries` row, in the state the
+/// attempt left it, while holding its lease (`FOR UPDATE`); a lease whose entries all
+/// have their row is deleted. If the lease is gone (it ran out and was expanded,
+/// [`expand_expired_leases`]), the result updates the expanded row like any other.
+///
+/// Any other result applies only while its row is still pending at that attempt number:
+/// if the lease ran out and another worker claimed the row again, the older attempt's
+/// result is dropped (the newer attempt owns the row). Returns how many results were
+/// recorded.
 ///
 /// # Errors
 /// [`DbError`].
@@ -355,40 +465,117 @@ pub async fn settle_deliveries(
     conn: &mut AsyncPgConnection,
     results: &[DeliveryResult],
 ) -> Result<usize, DbError> {
-    if results.is_empty() {
-        return Ok(0);
+    let leased: Vec<(&DeliveryResult, LeaseSlot)> = results
+        .iter()
+        .filter_map(|r| r.lease.map(|slot| (r, slot)))
+        .collect();
+    let mut recorded = 0;
+    let mut held: Vec<i64> = Vec::new();
+    if !leased.is_empty() {
+        let settled: Vec<SettledLease> = prepared(
+            "WITH u AS ( \
+               SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::int[], $5::text[], \
+                                    $6::int[], $7::bigint[]) \
+                        AS u(lease, idx, state, last_status, last_error, latency_ms, retry_ms)), \
+             l AS ( \
+               SELECT id, destination, event_ids, sources, resource_keys, statuses, outcomes, \
+                      created_at \
+                 FROM delivery_leases WHERE id IN (SELECT lease FROM u) FOR UPDATE), \
+             ins AS ( \
+               INSERT INTO deliveries (event_id, destination, source, resource_key, status, outcome, \
+                                       state, attempts, last_status, last_error, latency_ms, \
+                                       next_attempt_at, created_at, delivered_at) \
+               SELECT l.event_ids[u.idx], l.destination, l.sources[u.idx], l.resource_keys[u.idx], \
+                      l.statuses[u.idx], l.outcomes[u.idx], u.state, 1, u.last_status, \
+                      u.last_error, u.latency_ms, \
+                      now() + coalesce(u.retry_ms, 0) * interval '1 millisecond', l.created_at, \
+                      CASE WHEN u.state = 'delivered' THEN now() END \
+                 FROM u JOIN l ON l.id = u.lease \
+               ON CONFLICT (event_id, destination) DO NOTHING), \
+             c AS (SELECT u.lease, count(*)::int AS n FROM u JOIN l ON l.id = u.lease \
+                    GROUP BY u.lease) \
+           UPDATE delivery_leases d SET settled = d.settled + c.n FROM c WHERE d.id = c.lease \
+           RETURNING d.id, d.settled >= cardinality(d.event_ids) AS done",
+        )
+        .bind::<Array<BigInt>, _>(leased.iter().map(|(_, s)| s.lease).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(leased.iter().map(|(_, s)| s.index).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            leased
+                .iter()
+                .map(|(r, _)| r.state.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Integer>>, _>(
+            leased.iter().map(|(r, _)| r.last_status).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            leased
+                .iter()
+                .map(|(r, _)| r.last_error.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Integer>, _>(leased.iter().map(|(r, _)| r.latency_ms).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(
+            leased
+                .iter()
+                .map(|(r, _)| r.retry_in.map(millis))
+                .collect::<Vec<_>>(),
+        )
+        .load(conn)
+        .await?;
+        let done: Vec<i64> = settled.iter().filter(|l| l.done).map(|l| l.id).collect();
+        if !done.is_empty() {
+            prepared("DELETE FROM delivery_leases WHERE id = ANY($1)")
+                .bind::<Array<BigInt>, _>(done)
+                .execute(conn)
+                .await?;
+        }
+        held = settled.into_iter().map(|l| l.id).collect();
     }
-    Ok(prepared(
+    let rows: Vec<&DeliveryResult> = results
+        .iter()
+        .filter(|r| r.lease.is_none_or(|slot| !held.contains(&slot.lease)))
+        .collect();
+    recorded += results.len() - rows.len();
+    if rows.is_empty() {
+        return Ok(recorded);
+    }
+    recorded += prepared(
         "UPDATE deliveries d \
             SET state = u.state, last_status = u.last_status, last_error = u.last_error, \
                 latency_ms = u.latency_ms, \
                 next_attempt_at = CASE WHEN u.retry_ms IS NULL THEN d.next_attempt_at \
                                        ELSE now() + u.retry_ms * interval '1 millisecond' END, \
                 delivered_at = CASE WHEN u.state = 'delivered' THEN now() ELSE d.delivered_at END \
-           FROM unnest($1::bigint[], $2::int[], $3::text[], $4::int[], $5::text[], $6::int[], \
-                       $7::bigint[]) AS u(id, attempts, state, last_status, last_error, \
-                                          latency_ms, retry_ms) \
-          WHERE d.id = u.id AND d.attempts = u.attempts AND d.state = 'pending'",
+           FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], $6::text[], \
+                       $7::int[], $8::bigint[]) AS u(event_id, destination, attempts, state, \
+                                                     last_status, last_error, latency_ms, retry_ms) \
+          WHERE d.event_id = u.event_id AND d.destination = u.destination \
+            AND d.attempts = u.attempts AND d.state = 'pending'",
     )
-    .bind::<Array<BigInt>, _>(results.iter().map(|r| r.id).collect::<Vec<_>>())
-    .bind::<Array<Integer>, _>(results.iter().map(|r| r.attempt).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(results.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Integer>>, _>(results.iter().map(|r| r.last_status).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(
+        rows.iter()
+            .map(|r| r.destination.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Integer>, _>(rows.iter().map(|r| r.attempt).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Integer>>, _>(rows.iter().map(|r| r.last_status).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(
-        results
-            .iter()
+        rows.iter()
             .map(|r| r.last_error.as_deref())
             .collect::<Vec<_>>(),
     )
-    .bind::<Array<Integer>, _>(results.iter().map(|r| r.latency_ms).collect::<Vec<_>>())
+    .bind::<Array<Integer>, _>(rows.iter().map(|r| r.latency_ms).collect::<Vec<_>>())
     .bind::<Array<Nullable<BigInt>>, _>(
-        results
-            .iter()
+        rows.iter()
             .map(|r| r.retry_in.map(millis))
             .collect::<Vec<_>>(),
     )
     .execute(conn)
-    .await?)
+    .await?;
+    Ok(recorded)
 }
 
 #[derive(QueryableByName)]
@@ -399,7 +586,8 @@ struct Backlog {
     pending: i64,
 }
 
-/// Pending deliveries per destination (the backlog gauge). Reads the partial index only.
+/// Pending deliveries per destination (the backlog gauge), leased first attempts
+/// included. Reads the partial index and the (small) lease table.
 ///
 /// # Errors
 /// [`DbError`].
@@ -407,8 +595,13 @@ pub async fn pending_deliveries(
     conn: &mut AsyncPgConnection,
 ) -> Result<Vec<(String, i64)>, DbError> {
     let rows: Vec<Backlog> = prepared(
-        "SELECT destination, count(*) AS pending FROM deliveries \
-          WHERE state = 'pending' GROUP BY destination",
+        "SELECT destination, sum(n)::bigint AS pending FROM ( \
+           SELECT destination, count(*) AS n FROM deliveries \
+            WHERE state = 'pending' GROUP BY destination \
+           UNION ALL \
+           SELECT destination, sum(cardinality(event_ids) - settled) AS n FROM delivery_leases \
+            GROUP BY destination) b \
+          GROUP BY destination",
     )
     .load(conn)
     .await?;
@@ -420,8 +613,6 @@ pub async fn pending_deliveries(
 
 #[derive(QueryableByName)]
 struct ViewRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
     #[diesel(sql_type = SqlUuid)]
     event_id: Uuid,
     #[diesel(sql_type = Text)]
@@ -449,8 +640,6 @@ struct ViewRow {
 /// One delivery as operators see it.
 #[derive(Debug, Clone)]
 pub struct DeliveryView {
-    /// Row id.
-    pub id: i64,
     /// The event.
     pub event_id: Uuid,
     /// The destination.
@@ -480,7 +669,6 @@ impl TryFrom<ViewRow> for DeliveryView {
 
     fn try_from(r: ViewRow) -> Result<Self, DbError> {
         Ok(DeliveryView {
-            id: r.id,
             event_id: r.event_id,
             destination: r.destination,
             source: r.source,
@@ -501,10 +689,22 @@ impl TryFrom<ViewRow> for DeliveryView {
     }
 }
 
-const VIEW_COLUMNS: &str = "id, event_id, destination, source, state, attempts, last_status, \
+const VIEW_COLUMNS: &str = "event_id, destination, source, state, attempts, last_status, \
     last_error, latency_ms, next_attempt_at, created_at, delivered_at";
 
-/// The deliveries of one event, by destination name. No locks.
+/// The entries of `delivery_leases` that have no `deliveries` row yet, as the pending
+/// deliveries they are (attempt 1 in flight, due again when the lease ends), with `l` the
+/// lease and `e` the entry; callers add their conditions after it with `AND`.
+const LEASED_VIEW: &str = "SELECT e.event_id, l.destination, l.sources[e.n] AS source, \
+       'pending' AS state, 1 AS attempts, NULL::int AS last_status, NULL::text AS last_error, \
+       NULL::int AS latency_ms, l.expires_at AS next_attempt_at, l.created_at, \
+       NULL::timestamptz AS delivered_at \
+  FROM delivery_leases l, unnest(l.event_ids) WITH ORDINALITY AS e(event_id, n) \
+ WHERE NOT EXISTS (SELECT 1 FROM deliveries d \
+                    WHERE d.event_id = e.event_id AND d.destination = l.destination)";
+
+/// The deliveries of one event, by destination name, first attempts in flight included.
+/// No locks.
 ///
 /// # Errors
 /// [`DbError`].
@@ -513,7 +713,9 @@ pub async fn event_deliveries(
     event_id: Uuid,
 ) -> Result<Vec<DeliveryView>, DbError> {
     let rows: Vec<ViewRow> = diesel::sql_query(format!(
-        "SELECT {VIEW_COLUMNS} FROM deliveries WHERE event_id = $1 ORDER BY destination"
+        "SELECT {VIEW_COLUMNS} FROM deliveries WHERE event_id = $1 \
+         UNION ALL {LEASED_VIEW} AND $1 = ANY(l.event_ids) AND e.event_id = $1 \
+         ORDER BY destination"
     ))
     .bind::<SqlUuid, _>(event_id)
     .load(conn)
@@ -532,7 +734,8 @@ pub struct DeliveryFilter {
     pub since: Option<OffsetDateTime>,
 }
 
-/// Up to `limit` deliveries matching `filter`, newest first. No locks.
+/// Up to `limit` deliveries matching `filter`: first attempts in flight first (newest
+/// first), then the recorded ones, newest first. No locks.
 ///
 /// # Errors
 /// [`DbError`].
@@ -541,19 +744,38 @@ pub async fn list_deliveries(
     filter: &DeliveryFilter,
     limit: i64,
 ) -> Result<Vec<DeliveryView>, DbError> {
-    let rows: Vec<ViewRow> = diesel::sql_query(format!(
-        "SELECT {VIEW_COLUMNS} FROM deliveries \
-          WHERE ($1::text IS NULL OR destination = $1) \
-            AND (cardinality($2::text[]) = 0 OR state = ANY($2)) \
-            AND ($3::timestamptz IS NULL OR created_at >= $3) \
-          ORDER BY id DESC LIMIT $4"
-    ))
-    .bind::<Nullable<Text>, _>(filter.destination.as_deref())
-    .bind::<Array<Text>, _>(filter.states.iter().map(|s| s.as_str()).collect::<Vec<_>>())
-    .bind::<Nullable<Timestamptz>, _>(filter.since)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
-    .await?;
+    let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+    let mut rows: Vec<ViewRow> = Vec::new();
+    if states.is_empty() || filter.states.contains(&DeliveryState::Pending) {
+        rows = diesel::sql_query(format!(
+            "{LEASED_VIEW} AND ($1::text IS NULL OR l.destination = $1) \
+               AND ($2::timestamptz IS NULL OR l.created_at >= $2) \
+             ORDER BY l.id DESC, e.n DESC LIMIT $3"
+        ))
+        .bind::<Nullable<Text>, _>(filter.destination.as_deref())
+        .bind::<Nullable<Timestamptz>, _>(filter.since)
+        .bind::<BigInt, _>(limit)
+        .load(conn)
+        .await?;
+    }
+    let left = limit - i64::try_from(rows.len()).unwrap_or(limit);
+    if left > 0 {
+        rows.extend(
+            diesel::sql_query(format!(
+                "SELECT {VIEW_COLUMNS} FROM deliveries \
+                  WHERE ($1::text IS NULL OR destination = $1) \
+                    AND (cardinality($2::text[]) = 0 OR state = ANY($2)) \
+                    AND ($3::timestamptz IS NULL OR created_at >= $3) \
+                  ORDER BY id DESC LIMIT $4"
+            ))
+            .bind::<Nullable<Text>, _>(filter.destination.as_deref())
+            .bind::<Array<Text>, _>(states)
+            .bind::<Nullable<Timestamptz>, _>(filter.since)
+            .bind::<BigInt, _>(left)
+            .load::<ViewRow>(conn)
+            .await?,
+        );
+    }
     rows.into_iter().map(DeliveryView::try_from).collect()
 }
 

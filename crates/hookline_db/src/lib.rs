@@ -33,10 +33,11 @@ pub use audit::{KeyAudit, key_audit};
 pub use ceiling::{create_ceiling_table, insert_ceiling_rows};
 pub use checks::{IntegrityFigures, integrity_figures, lock_events_table, release_events_table};
 pub use deliveries::{
-    ClaimedDelivery, DeliveryFilter, DeliveryPayload, DeliveryResult, DeliveryView, LeasedDelivery,
-    NewDelivery, claim_deliveries, count_redrivable, enqueue_deliveries, event_deliveries,
-    leased_deliveries, list_deliveries, pause_destination, paused_destinations, pending_deliveries,
-    redrive_deliveries, resume_destination, settle_deliveries,
+    ClaimedDelivery, DeliveryFilter, DeliveryPayload, DeliveryResult, DeliveryView, LeaseSlot,
+    LeasedDelivery, NewDelivery, claim_deliveries, count_redrivable, enqueue_deliveries,
+    event_deliveries, expand_expired_leases, leased_deliveries, list_deliveries, pause_destination,
+    paused_destinations, pending_deliveries, redrive_deliveries, resume_destination,
+    settle_deliveries,
 };
 pub use diesel_async::AsyncPgConnection;
 pub use error::{DbError, is_retryable};

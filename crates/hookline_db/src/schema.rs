@@ -39,6 +39,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    delivery_leases (id) {
+        id -> Int8,
+        destination -> Text,
+        event_ids -> Array<Nullable<Uuid>>,
+        sources -> Array<Nullable<Text>>,
+        resource_keys -> Array<Nullable<Text>>,
+        statuses -> Array<Nullable<Text>>,
+        outcomes -> Array<Nullable<Text>>,
+        settled -> Int4,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     destination_pauses (destination) {
         destination -> Text,
         reason -> Text,
@@ -116,6 +131,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     dedup_generations,
     dedup_keys,
     deliveries,
+    delivery_leases,
     destination_pauses,
     event_payloads,
     events,

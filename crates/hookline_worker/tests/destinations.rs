@@ -93,15 +93,22 @@ async fn post_run(app: &TestIngest, run: &str, status: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// The deliveries to `destination` in `state` as operators see them
+/// (`hookline deliveries list`): first attempts still in their lease count as pending.
 async fn deliveries_in(db: &TestDb, destination: &str, state: DeliveryState) -> i64 {
-    count(
-        db,
-        &format!(
-            "SELECT count(*) AS n FROM deliveries WHERE destination = '{destination}' AND state = '{state}'"
-        ),
+    let mut conn = db.connect().await;
+    let views = hookline_db::list_deliveries(
+        &mut conn,
+        &hookline_db::DeliveryFilter {
+            destination: Some(destination.into()),
+            states: vec![state],
+            since: None,
+        },
+        1_000_000,
     )
     .await
-    .unwrap()
+    .unwrap();
+    i64::try_from(views.len()).unwrap()
 }
 
 async fn wait_deliveries(db: &TestDb, destination: &str, state: DeliveryState, n: i64) {

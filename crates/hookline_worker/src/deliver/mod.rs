@@ -1,16 +1,20 @@
 //! HTTP destinations: each decided event's result, POSTed to the user's endpoints.
 //!
-//! The intent is a `deliveries` row committed in the event's decision transaction
-//! ([`Routes::intents`], called by the step), so a decision and its deliveries exist
-//! together or not at all, and no HTTP call ever runs inside a database transaction. The
-//! delivery path is separate: one loop per destination per worker process leases due
-//! rows ([`hookline_db::claim_deliveries`]), sends each one signed per Standard Webhooks
+//! The intent is committed in the event's decision transaction ([`Routes::intents`],
+//! called by the step), so a decision and its deliveries exist together or not at all,
+//! and no HTTP call ever runs inside a database transaction. The first attempt usually
+//! goes from the deciding worker itself: the intents are one lease per batch and
+//! destination, handed to the destination's loop in memory after the commit, and each
+//! delivery's row is written once, with that attempt's result. Everything else is a
+//! `deliveries` row: one loop per destination per worker process leases due rows
+//! ([`hookline_db::claim_deliveries`]), sends each one signed per Standard Webhooks
 //! ([`attempt`]), and records the result. Each destination has its own concurrency
 //! limit, rate limit, connection pool and circuit breaker, and none of it touches the
 //! consumer: a slow or dead destination holds up only its own deliveries.
 //!
 //! At least once: a lease that runs out (a worker killed mid-attempt, a result that could
-//! not be written) makes the row due again for any worker, and every attempt carries the
+//! not be written) makes the delivery due again for any worker (an expired batch lease is
+//! expanded into due rows, [`hookline_db::expand_expired_leases`]), and every attempt carries the
 //! same `webhook-id` (the event id), which receivers deduplicate on.
 
 mod attempt;
@@ -25,8 +29,8 @@ use anyhow::Context;
 use hookline_config::Destination;
 use hookline_db::{
     ClaimedDelivery, DeliveryResult, LeasedDelivery, NewDelivery, Pool, claim_deliveries,
-    leased_deliveries, pause_destination, paused_destinations, pending_deliveries,
-    settle_deliveries,
+    expand_expired_leases, leased_deliveries, pause_destination, paused_destinations,
+    pending_deliveries, settle_deliveries,
 };
 use hookline_domain::{DeliveryState, Outcome};
 use hookline_providers::Signer;
@@ -49,8 +53,11 @@ const CLAIM_MAX: usize = 128;
 const BATCH_WINDOW: Duration = Duration::from_millis(2);
 /// A lease outlives the attempt's timeout by this much before the row is due again.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
-/// How often paused destinations and the backlog gauges are re-read.
+/// How often paused destinations and the backlog gauges are re-read, and leases that ran
+/// out are expanded into due rows.
 const MONITOR_EVERY: Duration = Duration::from_secs(1);
+/// Most leases one expansion takes.
+const EXPAND_MAX: i64 = 64;
 /// How long a stopping worker waits for attempts in flight.
 const DRAIN: Duration = Duration::from_secs(30);
 /// The longest `Retry-After` honoured.
@@ -184,8 +191,9 @@ impl Routes {
 
     /// Hands the deliveries the step committed leased to this process to their
     /// destinations' loops (after the commit). A loop that holds
-    /// [`HANDOFF_CAPACITY`] already, or is not running, does not get it: the row is then
-    /// claimed once its lease runs out, like a killed worker's.
+    /// [`HANDOFF_CAPACITY`] already, or is not running, does not get it: the delivery is
+    /// then sent once its lease runs out and is expanded into a due row, like a killed
+    /// worker's.
     pub(crate) fn hand_off(&self, leased: Vec<LeasedDelivery>) {
         let at = Instant::now();
         for delivery in leased {
@@ -335,10 +343,13 @@ pub(crate) fn start(
             inbox,
         ));
     }
-    let names: Vec<String> = lanes.iter().map(|(l, _)| l.name().to_string()).collect();
+    let watched: Vec<(String, Arc<Wake>)> = lanes
+        .iter()
+        .map(|(l, _)| (l.name().to_string(), l.wake.clone()))
+        .collect();
     Ok(tokio::spawn(async move {
         let writer = tokio::spawn(settle_loop(pool, settle_rx));
-        let monitor = tokio::spawn(monitor_loop(shared.clone(), names, stop.clone()));
+        let monitor = tokio::spawn(monitor_loop(shared.clone(), watched, stop.clone()));
         let mut loops = JoinSet::new();
         for (lane, inbox) in lanes {
             loops.spawn(run_lane(lane, inbox, stop.clone()));
@@ -618,12 +629,14 @@ async fn send(lane: Arc<Lane>, delivery: ClaimedDelivery, _permit: OwnedSemaphor
             paused.insert(name.clone());
         }
         let _ = lane.shared.settle.send(Settle::Pause {
-            destination: name,
+            destination: name.clone(),
             reason: "410 Gone".into(),
         });
     }
     let _ = lane.shared.settle.send(Settle::Result(DeliveryResult {
-        id: delivery.id,
+        event_id: delivery.event_id,
+        destination: name,
+        lease: delivery.lease,
         attempt: delivery.attempt,
         state,
         last_status,
@@ -748,8 +761,13 @@ async fn with_retries(pool: &Pool, write: &Write<'_>) -> Result<(), hookline_db:
     }
 }
 
-/// Keeps the paused set and the backlog gauges current.
-async fn monitor_loop(shared: Arc<Shared>, names: Vec<String>, mut stop: watch::Receiver<bool>) {
+/// Keeps the paused set and the backlog gauges current, and expands leases that ran out
+/// (any worker's) into due rows, waking the lanes when it did.
+async fn monitor_loop(
+    shared: Arc<Shared>,
+    lanes: Vec<(String, Arc<Wake>)>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         if let Ok(mut conn) = shared.pool.get().await {
             if let Ok(paused) = paused_destinations(&mut conn).await
@@ -757,8 +775,23 @@ async fn monitor_loop(shared: Arc<Shared>, names: Vec<String>, mut stop: watch::
             {
                 *set = paused.into_iter().map(|(name, _)| name).collect();
             }
+            match expand_expired_leases(&mut conn, EXPAND_MAX).await {
+                Ok(0) => {}
+                Ok(expanded) => {
+                    tracing::info!(
+                        deliveries = expanded,
+                        "leases ran out before their first attempts were recorded; those deliveries are due again"
+                    );
+                    for (_, wake) in &lanes {
+                        wake.ring();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "expanding expired delivery leases failed; retrying")
+                }
+            }
             if let Ok(backlog) = pending_deliveries(&mut conn).await {
-                for name in &names {
+                for (name, _) in &lanes {
                     let pending = backlog
                         .iter()
                         .find(|(d, _)| d == name)
