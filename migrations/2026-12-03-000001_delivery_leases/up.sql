@@ -11,12 +11,16 @@
 -- due row. The settle locks the lease (`FOR UPDATE`) and the expansion skips locked ones,
 -- so a result and an expansion of the same lease never both apply; a result whose lease
 -- is already gone updates the expanded row instead (fenced by the attempt number).
--- `settled` counts the entries that have their row; the lease goes when all have.
+-- `settled` counts the entries that have their row; the lease goes when all `entries`
+-- have. The settle writes each row from what the worker holds: the arrays are read back
+-- only by the expansion and the readers (they are TOASTed once a batch is large, and
+-- subscripting a TOASTed array decompresses it again for every element read).
 -- Readers (`GET /v1/events/{id}`, `hookline deliveries list`, the backlog gauge) show
 -- the unsettled entries as pending deliveries.
 CREATE TABLE delivery_leases (
     id             bigserial   PRIMARY KEY,
     destination    text        NOT NULL,
+    entries        integer     NOT NULL,
     event_ids      uuid[]      NOT NULL,
     sources        text[]      NOT NULL,
     resource_keys  text[]      NOT NULL,

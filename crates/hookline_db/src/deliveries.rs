@@ -79,7 +79,10 @@ pub struct LeasedDelivery {
 /// `deliveries` row; the leased ones of each destination become one `delivery_leases` row
 /// (their `deliveries` rows are written once, by [`settle_deliveries`], with the first
 /// attempt's result). An intent whose (event, destination) already has a delivery (a
-/// replayed event) is left out: redrive is how a settled delivery is sent again. Returns
+/// replayed event) is left out: redrive is how a settled delivery is sent again (the check
+/// is a scalar subquery, one index probe per intent, whatever the statistics: as
+/// `NOT EXISTS` PostgreSQL may plan an anti-join that reads every delivery, and a plan made
+/// on an empty table is kept by the prepared statement as the table grows). Returns
 /// the leased intents, to send after the commit. Rows are inserted in the order given, so
 /// for one resource the ids follow the decision order (what `ordered = true` delivers by).
 ///
@@ -121,15 +124,15 @@ pub async fn enqueue_deliveries(
     }
     for (destination, lease, group) in groups {
         let new: Vec<NewLease> = prepared(
-            "INSERT INTO delivery_leases (destination, event_ids, sources, resource_keys, statuses, \
-                                          outcomes, expires_at) \
-             SELECT $1, array_agg(u.e ORDER BY u.n), array_agg(u.s ORDER BY u.n), \
+            "INSERT INTO delivery_leases (destination, entries, event_ids, sources, resource_keys, \
+                                          statuses, outcomes, expires_at) \
+             SELECT $1, count(*), array_agg(u.e ORDER BY u.n), array_agg(u.s ORDER BY u.n), \
                     array_agg(u.r ORDER BY u.n), array_agg(u.st ORDER BY u.n), \
                     array_agg(u.o ORDER BY u.n), now() + $7 * interval '1 millisecond' \
                FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) \
                     WITH ORDINALITY AS u(e, s, r, st, o, n) \
-              WHERE NOT EXISTS (SELECT 1 FROM deliveries d \
-                                 WHERE d.event_id = u.e AND d.destination = $1) \
+              WHERE (SELECT 1 FROM deliveries d \
+                      WHERE d.event_id = u.e AND d.destination = $1 LIMIT 1) IS NULL \
              HAVING count(*) > 0 \
              RETURNING id, event_ids",
         )
@@ -195,9 +198,11 @@ pub async fn expand_expired_leases(
                      created_at) \
          INSERT INTO deliveries (event_id, destination, source, resource_key, status, outcome, \
                                  attempts, next_attempt_at, created_at) \
-         SELECT e.event_id, g.destination, g.sources[e.n], g.resource_keys[e.n], g.statuses[e.n], \
-                g.outcomes[e.n], 1, now(), g.created_at \
-           FROM gone g, unnest(g.event_ids) WITH ORDINALITY AS e(event_id, n) \
+         SELECT e.event_id, g.destination, e.source, e.resource_key, e.status, e.outcome, 1, now(), \
+                g.created_at \
+           FROM gone g, \
+                unnest(g.event_ids, g.sources, g.resource_keys, g.statuses, g.outcomes) \
+                WITH ORDINALITY AS e(event_id, source, resource_key, status, outcome, n) \
           ORDER BY g.id, e.n \
          ON CONFLICT (event_id, destination) DO NOTHING",
     )
@@ -241,11 +246,16 @@ pub async fn leased_deliveries(
     let mut ids: Vec<Uuid> = leased.iter().map(|d| d.event_id).collect();
     ids.sort_unstable();
     ids.dedup();
+    // Both bounds: see `processing::id_bounds`.
+    let (first, last) = crate::processing::id_bounds(&ids).unwrap_or_default();
     let rows: Vec<PayloadRow> = prepared(
         "SELECT e.id, p.headers, p.body, e.traceparent, e.received_at \
-           FROM events e JOIN event_payloads p ON p.id = e.id WHERE e.id = ANY($1)",
+           FROM events e JOIN event_payloads p ON p.id = e.id \
+          WHERE e.id = ANY($1) AND e.id BETWEEN $2 AND $3 AND p.id BETWEEN $2 AND $3",
     )
     .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<SqlUuid, _>(first)
+    .bind::<SqlUuid, _>(last)
     .load(conn)
     .await?;
     let mut payloads: std::collections::HashMap<Uuid, DeliveryPayload> = rows
@@ -425,6 +435,16 @@ pub struct DeliveryResult {
     /// The lease holding the delivery, for a first attempt handed over by the decision
     /// ([`ClaimedDelivery::lease`]).
     pub lease: Option<LeaseSlot>,
+    /// The event's source, resource key, reported status and outcome
+    /// ([`ClaimedDelivery`]): a leased delivery's row is written with them (the lease's
+    /// arrays are not read back).
+    pub source: String,
+    /// See [`Self::source`].
+    pub resource_key: Option<String>,
+    /// See [`Self::source`].
+    pub status: Option<String>,
+    /// See [`Self::source`].
+    pub outcome: Option<String>,
     /// The attempt number the claim returned (the fence: a stale result is dropped).
     pub attempt: i32,
     /// The new state: `Pending` (retry after `retry_in`), `Delivered`, `Failed`, `Dead`.
@@ -474,20 +494,20 @@ pub async fn settle_deliveries(
     if !leased.is_empty() {
         let settled: Vec<SettledLease> = prepared(
             "WITH u AS ( \
-               SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::int[], $5::text[], \
-                                    $6::int[], $7::bigint[]) \
-                        AS u(lease, idx, state, last_status, last_error, latency_ms, retry_ms)), \
+               SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+                                    $6::text[], $7::text[], $8::int[], $9::text[], $10::int[], \
+                                    $11::bigint[]) \
+                        AS u(lease, event_id, source, resource_key, status, outcome, state, \
+                             last_status, last_error, latency_ms, retry_ms)), \
              l AS ( \
-               SELECT id, destination, event_ids, sources, resource_keys, statuses, outcomes, \
-                      created_at \
-                 FROM delivery_leases WHERE id IN (SELECT lease FROM u) FOR UPDATE), \
+               SELECT id, destination, created_at FROM delivery_leases \
+                WHERE id IN (SELECT lease FROM u) FOR UPDATE), \
              ins AS ( \
                INSERT INTO deliveries (event_id, destination, source, resource_key, status, outcome, \
                                        state, attempts, last_status, last_error, latency_ms, \
                                        next_attempt_at, created_at, delivered_at) \
-               SELECT l.event_ids[u.idx], l.destination, l.sources[u.idx], l.resource_keys[u.idx], \
-                      l.statuses[u.idx], l.outcomes[u.idx], u.state, 1, u.last_status, \
-                      u.last_error, u.latency_ms, \
+               SELECT u.event_id, l.destination, u.source, u.resource_key, u.status, u.outcome, \
+                      u.state, 1, u.last_status, u.last_error, u.latency_ms, \
                       now() + coalesce(u.retry_ms, 0) * interval '1 millisecond', l.created_at, \
                       CASE WHEN u.state = 'delivered' THEN now() END \
                  FROM u JOIN l ON l.id = u.lease \
@@ -495,10 +515,34 @@ pub async fn settle_deliveries(
              c AS (SELECT u.lease, count(*)::int AS n FROM u JOIN l ON l.id = u.lease \
                     GROUP BY u.lease) \
            UPDATE delivery_leases d SET settled = d.settled + c.n FROM c WHERE d.id = c.lease \
-           RETURNING d.id, d.settled >= cardinality(d.event_ids) AS done",
+           RETURNING d.id, d.settled >= d.entries AS done",
         )
         .bind::<Array<BigInt>, _>(leased.iter().map(|(_, s)| s.lease).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(leased.iter().map(|(_, s)| s.index).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(leased.iter().map(|(r, _)| r.event_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            leased
+                .iter()
+                .map(|(r, _)| r.source.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            leased
+                .iter()
+                .map(|(r, _)| r.resource_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            leased
+                .iter()
+                .map(|(r, _)| r.status.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            leased
+                .iter()
+                .map(|(r, _)| r.outcome.as_deref())
+                .collect::<Vec<_>>(),
+        )
         .bind::<Array<Text>, _>(
             leased
                 .iter()
@@ -599,7 +643,7 @@ pub async fn pending_deliveries(
            SELECT destination, count(*) AS n FROM deliveries \
             WHERE state = 'pending' GROUP BY destination \
            UNION ALL \
-           SELECT destination, sum(cardinality(event_ids) - settled) AS n FROM delivery_leases \
+           SELECT destination, sum(entries - settled) AS n FROM delivery_leases \
             GROUP BY destination) b \
           GROUP BY destination",
     )
@@ -695,13 +739,13 @@ const VIEW_COLUMNS: &str = "event_id, destination, source, state, attempts, last
 /// The entries of `delivery_leases` that have no `deliveries` row yet, as the pending
 /// deliveries they are (attempt 1 in flight, due again when the lease ends), with `l` the
 /// lease and `e` the entry; callers add their conditions after it with `AND`.
-const LEASED_VIEW: &str = "SELECT e.event_id, l.destination, l.sources[e.n] AS source, \
+const LEASED_VIEW: &str = "SELECT e.event_id, l.destination, e.source, \
        'pending' AS state, 1 AS attempts, NULL::int AS last_status, NULL::text AS last_error, \
        NULL::int AS latency_ms, l.expires_at AS next_attempt_at, l.created_at, \
        NULL::timestamptz AS delivered_at \
-  FROM delivery_leases l, unnest(l.event_ids) WITH ORDINALITY AS e(event_id, n) \
- WHERE NOT EXISTS (SELECT 1 FROM deliveries d \
-                    WHERE d.event_id = e.event_id AND d.destination = l.destination)";
+  FROM delivery_leases l, unnest(l.event_ids, l.sources) WITH ORDINALITY AS e(event_id, source, n) \
+ WHERE (SELECT 1 FROM deliveries d \
+         WHERE d.event_id = e.event_id AND d.destination = l.destination LIMIT 1) IS NULL";
 
 /// The deliveries of one event, by destination name, first attempts in flight included.
 /// No locks.

@@ -406,8 +406,12 @@ pub async fn claim_outbox(
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
+    // `claimed` is in id order; the bounds prune the other partitions
+    // (`processing::id_bounds`).
+    let (first, last) = crate::processing::id_bounds(&claimed).unwrap_or_default();
     let entries: Vec<OutboxEntry> = events::table
         .filter(events::id.eq_any(&claimed))
+        .filter(events::id.between(first, last))
         .order(events::id)
         .select((events::id, events::source, events::traceparent))
         .load(conn)

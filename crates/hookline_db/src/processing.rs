@@ -13,6 +13,17 @@ use crate::prepared::prepared;
 use crate::schema::{event_payloads, events};
 use crate::{DbError, EventHead};
 
+/// The smallest and the largest of `ids` (`None` for none), for a `BETWEEN` beside each
+/// `id = ANY($ids)` on the id-partitioned event tables. PostgreSQL does not prune
+/// partitions by an array parameter, so `id = ANY($1)` alone descends the primary key of
+/// every partition (every day retention keeps, and the days created ahead) for every id,
+/// and a prepared statement's generic plan keeps doing so; the bounds are plain
+/// parameters, which it prunes by when the statement starts. A batch's ids (UUIDv7) come
+/// from a few seconds, so one partition is left (two across midnight).
+pub(crate) fn id_bounds(ids: &[Uuid]) -> Option<(Uuid, Uuid)> {
+    Some((*ids.iter().min()?, *ids.iter().max()?))
+}
+
 /// Locks the events among `ids` that exist (`FOR UPDATE`), in id order, and returns them.
 /// Holding these locks until commit is what makes any number of deliveries of one event
 /// apply once.
@@ -23,8 +34,12 @@ pub async fn lock_events(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> Result<Vec<EventHead>, DbError> {
+    let Some((first, last)) = id_bounds(ids) else {
+        return Ok(Vec::new());
+    };
     Ok(events::table
         .filter(events::id.eq_any(ids))
+        .filter(events::id.between(first, last))
         .order(events::id)
         .select(EventHead::as_select())
         .for_update()
@@ -162,9 +177,9 @@ pub async fn finish_events(
     conn: &mut AsyncPgConnection,
     done: &[(Uuid, Option<&str>)],
 ) -> Result<(), DbError> {
-    if done.is_empty() {
+    let Some((first, last)) = id_bounds(&done.iter().map(|d| d.0).collect::<Vec<_>>()) else {
         return Ok(());
-    }
+    };
     let state = |error: Option<&str>| {
         StateColumn(if error.is_none() {
             EventState::Processed
@@ -174,11 +189,14 @@ pub async fn finish_events(
     };
     prepared(
         "UPDATE events e SET state = u.state, last_error = u.err, processed_at = now() \
-         FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, state, err) WHERE e.id = u.id",
+         FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, state, err) \
+         WHERE e.id = u.id AND e.id BETWEEN $4 AND $5",
     )
     .bind::<Array<diesel::sql_types::Uuid>, _>(done.iter().map(|d| d.0).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(done.iter().map(|d| state(d.1)).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(done.iter().map(|d| d.1).collect::<Vec<_>>())
+    .bind::<diesel::sql_types::Uuid, _>(first)
+    .bind::<diesel::sql_types::Uuid, _>(last)
     .execute(conn)
     .await?;
     Ok(())
@@ -255,12 +273,14 @@ pub async fn event_payloads(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> Result<Vec<EventPayload>, DbError> {
-    if ids.is_empty() {
+    let Some((first, last)) = id_bounds(ids) else {
         return Ok(Vec::new());
-    }
+    };
     let rows: Vec<(Uuid, String, serde_json::Value, Vec<u8>)> = events::table
         .inner_join(event_payloads::table.on(event_payloads::id.eq(events::id)))
         .filter(events::id.eq_any(ids))
+        .filter(events::id.between(first, last))
+        .filter(event_payloads::id.between(first, last))
         .order(events::id)
         .select((
             events::id,

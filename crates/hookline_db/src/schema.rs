@@ -42,6 +42,7 @@ diesel::table! {
     delivery_leases (id) {
         id -> Int8,
         destination -> Text,
+        entries -> Int4,
         event_ids -> Array<Nullable<Uuid>>,
         sources -> Array<Nullable<Text>>,
         resource_keys -> Array<Nullable<Text>>,

@@ -60,6 +60,10 @@ fn result(
         event_id,
         destination: "d".into(),
         lease: leased.map(|l| l.slot),
+        source: "apify".into(),
+        resource_key: Some("run-1".into()),
+        status: Some("SUCCEEDED".into()),
+        outcome: Some("applied".into()),
         attempt,
         state,
         last_status: Some(if state == DeliveryState::Delivered {
@@ -149,6 +153,8 @@ async fn a_leased_first_attempt_is_one_row_written_with_its_result_and_the_lease
         count(
             &mut conn,
             "SELECT count(*) AS n FROM deliveries WHERE destination = 'd' AND attempts = 1 \
+              AND source = 'apify' AND resource_key = 'run-1' AND status = 'SUCCEEDED' \
+              AND outcome = 'applied' \
               AND ((state = 'delivered' AND delivered_at IS NOT NULL AND last_status = 204) \
                 OR (state = 'pending' AND next_attempt_at > now() + interval '50 seconds' \
                     AND last_error = 'HTTP 503'))"
