@@ -463,15 +463,14 @@ pub struct DeliveryResult {
 struct SettledLease {
     #[diesel(sql_type = BigInt)]
     id: i64,
-    #[diesel(sql_type = Bool)]
-    done: bool,
 }
 
 /// Records attempt results, a few statements for any number of them.
 ///
 /// A result of a leased first attempt writes its `deliveries` row, in the state the
 /// attempt left it, while holding its lease (`FOR UPDATE`); a lease whose entries all
-/// have their row is deleted. If the lease is gone (it ran out and was expanded,
+/// have their row is deleted, by the same statement (its other leases get their count:
+/// the two writes never touch the same lease). If the lease is gone (it ran out and was expanded,
 /// [`expand_expired_leases`]), the result updates the expanded row like any other.
 ///
 /// Any other result applies only while its row is still pending at that attempt number:
@@ -513,9 +512,14 @@ pub async fn settle_deliveries(
                  FROM u JOIN l ON l.id = u.lease \
                ON CONFLICT (event_id, destination) DO NOTHING), \
              c AS (SELECT u.lease, count(*)::int AS n FROM u JOIN l ON l.id = u.lease \
-                    GROUP BY u.lease) \
-           UPDATE delivery_leases d SET settled = d.settled + c.n FROM c WHERE d.id = c.lease \
-           RETURNING d.id, d.settled >= d.entries AS done",
+                    GROUP BY u.lease), \
+             done AS ( \
+               DELETE FROM delivery_leases d USING c \
+                WHERE d.id = c.lease AND d.settled + c.n >= d.entries RETURNING d.id), \
+             kept AS ( \
+               UPDATE delivery_leases d SET settled = d.settled + c.n FROM c \
+                WHERE d.id = c.lease AND d.settled + c.n < d.entries RETURNING d.id) \
+           SELECT id FROM done UNION ALL SELECT id FROM kept",
         )
         .bind::<Array<BigInt>, _>(leased.iter().map(|(_, s)| s.lease).collect::<Vec<_>>())
         .bind::<Array<SqlUuid>, _>(leased.iter().map(|(r, _)| r.event_id).collect::<Vec<_>>())
@@ -567,13 +571,6 @@ pub async fn settle_deliveries(
         )
         .load(conn)
         .await?;
-        let done: Vec<i64> = settled.iter().filter(|l| l.done).map(|l| l.id).collect();
-        if !done.is_empty() {
-            prepared("DELETE FROM delivery_leases WHERE id = ANY($1)")
-                .bind::<Array<BigInt>, _>(done)
-                .execute(conn)
-                .await?;
-        }
         held = settled.into_iter().map(|l| l.id).collect();
     }
     let rows: Vec<&DeliveryResult> = results
