@@ -2,8 +2,10 @@
 # make chaos: >= 50 000 webhooks (fresh resources, shuffled statuses, duplicates) through a
 # release hookline-ingest and two hookline-workers while a schedule SIGKILLs ingest and the
 # workers, stops and starts the broker and restarts PostgreSQL (fast and immediate, i.e. a
-# crash). Then it drains and checks in PostgreSQL: acknowledged events lost, events decided
-# twice, applied downgrades, events not final (all must be 0); non-zero exit on any.
+# crash). Every decision is also POSTed to an HTTP destination (a receiver on 127.0.0.1:18394
+# that records each webhook-id and is never killed). Then it drains and checks in PostgreSQL:
+# acknowledged events lost, events decided twice, applied downgrades, events not final,
+# processed events not delivered or never received (all must be 0); non-zero exit on any.
 #
 # Everything runs on a private stack under .run/chaos: a PostgreSQL cluster of its own
 # (initdb, port 55432) and a RabbitMQ node of its own (hl-chaos@localhost, port 5682, no
@@ -26,6 +28,7 @@ pg_port=55432 mq_port=5682 mq_dist_port=25682
 http_port=18390 admin_port=18391
 mq_node="hl-chaos@localhost"
 secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+sink_port=18394
 
 say "building ($profile)"
 cargo build --profile "$profile" --bin hookline-ingest --bin hookline-worker --bin hookline-bench
@@ -48,16 +51,18 @@ alive() { [ -n "${pid[$1]:-}" ] && kill -0 "${pid[$1]}" 2>/dev/null; }
 sigkill() { alive "$1" && { kill -KILL "${pid[$1]}"; wait "${pid[$1]}" 2>/dev/null || true; }; return 0; }
 
 sender=""
+sink=""
 cleanup() {
   set +e
   [ -n "$sender" ] && kill -TERM "$sender" 2>/dev/null
+  [ -n "$sink" ] && kill -TERM "$sink" 2>/dev/null
   for name in "${!pid[@]}"; do alive "$name" && kill -TERM "${pid[$name]}"; done
   for name in "${!pid[@]}"; do wait "${pid[$name]}" 2>/dev/null; done
   KEEP="${CHAOS_KEEP:-}" stack_down
 }
 
 # --- set up -------------------------------------------------------------------------
-for port in $http_port $admin_port 18392 18393; do
+for port in $http_port $admin_port 18392 18393 $sink_port; do
   port_open 127.0.0.1 $port && die "port $port is in use: is another make chaos running?"
 done
 trap cleanup EXIT
@@ -91,7 +96,21 @@ secrets = ["$secret"]
 resource_key = "{json:/data/run}"
 status = "{json:/data/status}"
 lifecycle = "apify-run"
+
+# Every decision is also POSTed to a receiver that is never killed; the check wants each
+# processed event delivered, and in the receiver's record, after the drain.
+[destinations.sink]
+url = "http://127.0.0.1:$sink_port/hooks"
+secret = "$secret"
+outcomes = ["applied", "unchanged", "rejected_downgrade", "rejected_terminal"]
+timeout = "2s"
+retry = ["500ms", "1s", "2s", "5s"]
+max_attempts = 1000
+concurrency = 16
 TOML
+"$bin/hookline-bench" sink-server --addr "127.0.0.1:$sink_port" --record "$dir/received.txt" \
+  >"$dir/sink.log" 2>&1 &
+sink=$!
 export HOOKLINE_CONFIG="$dir/hookline.toml" HOOKLINE__TELEMETRY__LOG_FORMAT=json
 start ingest
 for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -137,8 +156,8 @@ for name in ingest worker1 worker2; do alive "$name" || { warn "$name was not ru
 
 check_status=0
 "$bin/hookline-bench" chaos-check --database-url "$PG_URL/hookline" --acks "$dir/acks.txt" --events "$events" \
-  >"$dir/check.json" || check_status=$?
+  --destination sink --received "$dir/received.txt" >"$dir/check.json" || check_status=$?
 say "figures in $dir/check.json, logs in $dir/*.log"
 [ "$send_status" = 0 ] || die "not every delivery was acknowledged (see $dir/send.log)"
 [ "$check_status" = 0 ] || die "chaos check failed: see the figures above"
-say "chaos: nothing lost, nothing decided twice, no downgrade applied, everything final"
+say "chaos: nothing lost, nothing decided twice, no downgrade applied, everything final and delivered"

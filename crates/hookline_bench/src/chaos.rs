@@ -318,6 +318,67 @@ pub struct CheckArgs {
     /// How long the drain may take.
     #[arg(long, default_value_t = 300.0)]
     pub drain_secs: f64,
+    /// An HTTP destination that takes every outcome of the source: every processed event
+    /// must end `delivered` to it.
+    #[arg(long)]
+    pub destination: Option<String>,
+    /// The destination's record of the `webhook-id`s it received (`sink-server --record`):
+    /// every processed event must be in it.
+    #[arg(long, requires = "destination")]
+    pub received: Option<PathBuf>,
+}
+
+/// What the check found of the destination's deliveries.
+#[derive(Debug)]
+struct DeliveryCheck {
+    figures: hookline_db::DeliveryFigures,
+    /// Processed events whose id the receiver's record lacks (0 without a record).
+    never_received: i64,
+    /// Requests the receiver recorded, repeats included (at least once: a repeat is a
+    /// delivery whose result was lost to a kill or an outage, sent again).
+    received_requests: usize,
+    /// Distinct `webhook-id`s among them.
+    received_ids: usize,
+    /// How long after the start of the drain the deliveries had drained.
+    drained_s: f64,
+}
+
+/// Waits (within the drain time) until every processed event is delivered to
+/// `destination` and nothing is pending, then compares with the receiver's record.
+async fn check_deliveries(
+    conn: &mut hookline_db::AsyncPgConnection,
+    args: &CheckArgs,
+    destination: &str,
+    started: Instant,
+) -> anyhow::Result<DeliveryCheck> {
+    let figures = loop {
+        let figures = hookline_db::delivery_figures(conn, &args.source, destination).await?;
+        let drained = figures.delivered == figures.processed && figures.pending == 0;
+        if drained || started.elapsed().as_secs_f64() > args.drain_secs {
+            break figures;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let drained_s = started.elapsed().as_secs_f64();
+    let (mut never_received, mut received_requests, mut received_ids) = (0, 0, 0);
+    if let Some(path) = &args.received {
+        let text = std::fs::read_to_string(path)?;
+        let received: std::collections::HashSet<&str> = text.lines().collect();
+        received_requests = text.lines().count();
+        received_ids = received.len();
+        for id in hookline_db::processed_event_ids(conn, &args.source).await? {
+            if !received.contains(id.to_string().as_str()) {
+                never_received += 1;
+            }
+        }
+    }
+    Ok(DeliveryCheck {
+        figures,
+        never_received,
+        received_requests,
+        received_ids,
+        drained_s,
+    })
 }
 
 pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
@@ -355,7 +416,11 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
     };
     let drained_s = started.elapsed().as_secs_f64();
     let stored_not_once = (figures.events - args.events).abs();
-    let rows = [
+    let deliveries = match &args.destination {
+        Some(destination) => Some(check_deliveries(&mut conn, &args, destination, started).await?),
+        None => None,
+    };
+    let mut rows = vec![
         ("acknowledged events lost", figures.acknowledged_lost),
         ("events decided twice", figures.decided_twice),
         ("applied downgrades", figures.applied_downgrades),
@@ -375,6 +440,17 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         ),
         ("webhooks not stored exactly once", stored_not_once),
     ];
+    if let Some(d) = &deliveries {
+        rows.extend([
+            (
+                "processed events not delivered",
+                d.figures.processed - d.figures.delivered,
+            ),
+            ("deliveries still pending", d.figures.pending),
+            ("deliveries failed or dead", d.figures.failed_or_dead),
+            ("processed events the receiver never got", d.never_received),
+        ]);
+    }
     let violations: i64 = rows.iter().map(|(_, n)| *n).sum();
     println!(
         "{}",
@@ -384,6 +460,13 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
             "planned_events": args.events,
             "conflicting_acks": conflicting,
             "drain_s": drained_s,
+            "deliveries": deliveries.as_ref().map(|d| json!({
+                "figures": d.figures,
+                "never_received": d.never_received,
+                "received_requests": d.received_requests,
+                "received_ids": d.received_ids,
+                "drained_s": d.drained_s,
+            })),
             "violations": violations,
         })
     );
@@ -394,6 +477,17 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
         by_webhook.len(),
         figures.resources
     );
+    if let Some(d) = &deliveries {
+        eprintln!(
+            "chaos-check: {} of {} processed events delivered, drained {:.0} s after the events; \
+             the receiver got {} requests for {} distinct events",
+            d.figures.delivered,
+            d.figures.processed,
+            d.drained_s - drained_s,
+            d.received_requests,
+            d.received_ids
+        );
+    }
     for (what, n) in rows {
         eprintln!("  {what:<42} {n}");
     }

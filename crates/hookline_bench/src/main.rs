@@ -63,6 +63,9 @@ enum Command {
         /// actix worker threads.
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Append each request's `webhook-id` to this file, one per line.
+        #[arg(long)]
+        record: Option<std::path::PathBuf>,
     },
     /// Serve the bare durable-ingest ceiling until killed: the same request as ingest,
     /// stored by group commit into one table with a unique key, answered after commit.
@@ -88,7 +91,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::HelloServer { addr, workers } => hello::serve(&addr, workers),
-        Command::SinkServer { addr, workers } => hello::serve_sink(&addr, workers),
+        Command::SinkServer {
+            addr,
+            workers,
+            record,
+        } => hello::serve_sink(&addr, workers, record.as_deref()),
         Command::CeilingServer(args) => ceiling::serve(*args),
         Command::DrainWait(args) => runtime()?.block_on(e2e::wait_drained(*args)),
         Command::Load(args) => runtime()?.block_on(load::run(*args)),

@@ -136,3 +136,74 @@ pub async fn integrity_figures(
     .get_result(conn)
     .await?)
 }
+
+/// What `make chaos` checks of one HTTP destination that takes every outcome of a source:
+/// once the deliveries have drained, `delivered` equals `processed`, and `pending` and
+/// `failed_or_dead` are 0.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName, Serialize)]
+pub struct DeliveryFigures {
+    /// Processed events of the source.
+    #[diesel(sql_type = BigInt)]
+    pub processed: i64,
+    /// Processed events with a `delivered` delivery to the destination.
+    #[diesel(sql_type = BigInt)]
+    pub delivered: i64,
+    /// Deliveries to the destination not settled yet: pending rows, and first attempts
+    /// still in a lease.
+    #[diesel(sql_type = BigInt)]
+    pub pending: i64,
+    /// Deliveries to the destination `failed` or `dead`.
+    #[diesel(sql_type = BigInt)]
+    pub failed_or_dead: i64,
+}
+
+/// [`DeliveryFigures`] for `source`'s events and `destination`. Read-only, no locks, one
+/// statement.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn delivery_figures(
+    conn: &mut AsyncPgConnection,
+    source: &str,
+    destination: &str,
+) -> Result<DeliveryFigures, DbError> {
+    Ok(diesel::sql_query(
+        "WITH ev AS (SELECT id FROM events WHERE source = $1 AND state = $3) \
+         SELECT (SELECT count(*) FROM ev) AS processed, \
+           (SELECT count(*) FROM ev JOIN deliveries d ON d.event_id = ev.id \
+              AND d.destination = $2 AND d.state = 'delivered') AS delivered, \
+           (SELECT count(*) FROM deliveries WHERE destination = $2 AND state = 'pending') \
+             + (SELECT coalesce(sum(entries - settled), 0) FROM delivery_leases \
+                 WHERE destination = $2) AS pending, \
+           (SELECT count(*) FROM deliveries WHERE destination = $2 \
+              AND state IN ('failed', 'dead')) AS failed_or_dead",
+    )
+    .bind::<Text, _>(source)
+    .bind::<Text, _>(destination)
+    .bind::<Text, _>(StateColumn(EventState::Processed))
+    .get_result(conn)
+    .await?)
+}
+
+#[derive(QueryableByName)]
+struct EventId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+/// The ids of `source`'s processed events. Read-only.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn processed_event_ids(
+    conn: &mut AsyncPgConnection,
+    source: &str,
+) -> Result<Vec<Uuid>, DbError> {
+    let rows: Vec<EventId> =
+        diesel::sql_query("SELECT id FROM events WHERE source = $1 AND state = $2")
+            .bind::<Text, _>(source)
+            .bind::<Text, _>(StateColumn(EventState::Processed))
+            .load(conn)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}

@@ -31,7 +31,10 @@ pub use admin::{
 };
 pub use audit::{KeyAudit, key_audit};
 pub use ceiling::{create_ceiling_table, insert_ceiling_rows};
-pub use checks::{IntegrityFigures, integrity_figures, lock_events_table, release_events_table};
+pub use checks::{
+    DeliveryFigures, IntegrityFigures, delivery_figures, integrity_figures, lock_events_table,
+    processed_event_ids, release_events_table,
+};
 pub use deliveries::{
     ClaimedDelivery, DeliveryFilter, DeliveryPayload, DeliveryResult, DeliveryView, LeaseSlot,
     LeasedDelivery, NewDelivery, claim_deliveries, count_redrivable, enqueue_deliveries,
