@@ -36,6 +36,16 @@ async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
         .n
 }
 
+/// Lease rows left.
+async fn leases(conn: &mut AsyncPgConnection) -> i64 {
+    count(conn, "SELECT count(*) AS n FROM delivery_leases").await
+}
+
+/// Settles one result.
+async fn settle_one(conn: &mut AsyncPgConnection, result: DeliveryResult) -> usize {
+    settle_deliveries(conn, &[result]).await.unwrap()
+}
+
 fn intent<'a>(event_id: Uuid, destination: &'a str, leased: Option<Duration>) -> NewDelivery<'a> {
     NewDelivery {
         event_id,
@@ -105,10 +115,7 @@ async fn a_leased_first_attempt_is_one_row_written_with_its_result_and_the_lease
         count(&mut conn, "SELECT count(*) AS n FROM deliveries").await,
         1
     );
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM delivery_leases").await,
-        1
-    );
+    assert_eq!(leases(&mut conn).await, 1);
 
     // Readers see the leased ones as pending, attempt 1 in flight.
     let views = event_deliveries(&mut conn, events[0]).await.unwrap();
@@ -179,21 +186,12 @@ async fn a_leased_first_attempt_is_one_row_written_with_its_result_and_the_lease
     assert_eq!(views[0].state, DeliveryState::Delivered);
 
     // The last result: the lease is gone.
-    settle_deliveries(
+    settle_one(
         &mut conn,
-        &[result(
-            events[2],
-            Some(&leased[2]),
-            1,
-            DeliveryState::Failed,
-        )],
+        result(events[2], Some(&leased[2]), 1, DeliveryState::Failed),
     )
-    .await
-    .unwrap();
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM delivery_leases").await,
-        0
-    );
+    .await;
+    assert_eq!(leases(&mut conn).await, 0);
     assert_eq!(
         count(
             &mut conn,
@@ -212,10 +210,7 @@ async fn a_leased_first_attempt_is_one_row_written_with_its_result_and_the_lease
             .unwrap()
             .is_empty()
     );
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM delivery_leases").await,
-        0
-    );
+    assert_eq!(leases(&mut conn).await, 0);
 }
 
 #[tokio::test]
@@ -229,24 +224,15 @@ async fn an_expired_lease_becomes_due_rows_once_and_late_results_are_fenced_by_t
         .collect();
     let leased = enqueue_deliveries(&mut conn, &intents).await.unwrap();
     // The first was recorded in time; the others' worker died.
-    settle_deliveries(
+    settle_one(
         &mut conn,
-        &[result(
-            events[0],
-            Some(&leased[0]),
-            1,
-            DeliveryState::Delivered,
-        )],
+        result(events[0], Some(&leased[0]), 1, DeliveryState::Delivered),
     )
-    .await
-    .unwrap();
+    .await;
 
     assert_eq!(expand_expired_leases(&mut conn, 10).await.unwrap(), 2);
     assert_eq!(expand_expired_leases(&mut conn, 10).await.unwrap(), 0);
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM delivery_leases").await,
-        0
-    );
+    assert_eq!(leases(&mut conn).await, 0);
     assert_eq!(
         count(
             &mut conn,
@@ -258,17 +244,11 @@ async fn an_expired_lease_becomes_due_rows_once_and_late_results_are_fenced_by_t
     );
 
     // A first attempt that did go out and is recorded late lands on its expanded row.
-    settle_deliveries(
+    settle_one(
         &mut conn,
-        &[result(
-            events[1],
-            Some(&leased[1]),
-            1,
-            DeliveryState::Delivered,
-        )],
+        result(events[1], Some(&leased[1]), 1, DeliveryState::Delivered),
     )
-    .await
-    .unwrap();
+    .await;
     // The other expanded row is claimed again (attempt 2): the late result of its first
     // attempt no longer applies; attempt 2's does.
     let claimed = claim_deliveries(&mut conn, "d", false, 10, Duration::from_secs(60))
@@ -277,24 +257,17 @@ async fn an_expired_lease_becomes_due_rows_once_and_late_results_are_fenced_by_t
     assert_eq!(claimed.len(), 1);
     assert_eq!((claimed[0].event_id, claimed[0].attempt), (events[2], 2));
     assert_eq!(claimed[0].lease, None);
-    let late = settle_deliveries(
+    let late = settle_one(
         &mut conn,
-        &[result(
-            events[2],
-            Some(&leased[2]),
-            1,
-            DeliveryState::Failed,
-        )],
+        result(events[2], Some(&leased[2]), 1, DeliveryState::Failed),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(late, 0);
-    settle_deliveries(
+    settle_one(
         &mut conn,
-        &[result(events[2], None, 2, DeliveryState::Delivered)],
+        result(events[2], None, 2, DeliveryState::Delivered),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         count(
             &mut conn,
@@ -367,10 +340,7 @@ async fn settles_racing_expansions_record_every_first_attempt_once() {
 
     assert_eq!(recorded, LEASES * PER_LEASE, "every result recorded");
     assert!(expanded <= LEASES * PER_LEASE);
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM delivery_leases").await,
-        0
-    );
+    assert_eq!(leases(&mut conn).await, 0);
     assert_eq!(
         count(
             &mut conn,
