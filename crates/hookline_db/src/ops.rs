@@ -291,7 +291,9 @@ pub async fn key_prefix_figures(
 }
 
 /// [`KeyPrefixFigures`] for the deliveries to `destination` of `source`'s events whose
-/// dedup key starts with `prefix`: `stored` counts the delivery intents, `decided` the
+/// dedup key starts with `prefix`: `stored` counts the delivery intents (the recorded
+/// ones, plus every first attempt of the destination still in a lease, whatever its
+/// event: so `decided` reaches `stored` only once none is in flight), `decided` the
 /// delivered ones, and the span and latencies run from receipt to the destination's 2xx.
 /// Events received before `since` are not looked at, as with [`key_prefix_figures`].
 /// Read-only.
@@ -306,7 +308,9 @@ pub async fn key_prefix_delivery_figures(
     since: std::time::SystemTime,
 ) -> Result<KeyPrefixFigures, DbError> {
     Ok(diesel::sql_query(
-        "SELECT count(d.id) AS stored, count(d.delivered_at) AS decided, \
+        "SELECT count(d.id) + (SELECT coalesce(sum(entries - settled), 0) FROM delivery_leases \
+                                WHERE destination = $3) AS stored, \
+           count(d.delivered_at) AS decided, \
            extract(epoch FROM max(d.delivered_at) - min(e.received_at))::float8 AS span_s, \
            extract(epoch FROM max(d.delivered_at) - min(d.delivered_at))::float8 AS busy_span_s, \
            (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - e.received_at)) \
