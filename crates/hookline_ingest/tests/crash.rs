@@ -52,7 +52,11 @@ async fn a_sigkilled_ingest_loses_nothing_it_acknowledged_and_its_outbox_is_rela
         .stderr(Stdio::null())
         .spawn()
         .expect("hookline-ingest starts");
-    let client = reqwest::Client::new();
+    // A request that gets no answer must fail the test, not hang it.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     eventually(
         "the ingest process ready",
@@ -98,6 +102,9 @@ async fn a_sigkilled_ingest_loses_nothing_it_acknowledged_and_its_outbox_is_rela
         .buffer_unordered(32)
         .collect()
         .await;
+    // Had fewer than 151 been answered, the process would still run and `wait` would
+    // never return: kill it in any case (the assertions below then say what happened).
+    let _ = ingest.kill();
     ingest.wait().unwrap();
     let acknowledged: Vec<&serde_json::Value> = results
         .iter()
