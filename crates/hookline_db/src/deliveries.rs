@@ -146,8 +146,10 @@ pub async fn enqueue_deliveries(
         .load(conn)
         .await?;
         for lease in new {
+            // The lease keeps the group's order, less the intents left out: one pass.
+            let mut rows = group.iter();
             for (position, event_id) in lease.event_ids.iter().enumerate() {
-                let Some(row) = group.iter().find(|r| r.event_id == *event_id) else {
+                let Some(row) = rows.find(|r| r.event_id == *event_id) else {
                     continue;
                 };
                 leased.push(LeasedDelivery {
@@ -247,7 +249,7 @@ pub async fn leased_deliveries(
     ids.sort_unstable();
     ids.dedup();
     // Both bounds: see `processing::id_bounds`.
-    let (first, last) = crate::processing::id_bounds(&ids).unwrap_or_default();
+    let (first, last) = crate::processing::id_bounds(ids.iter().copied()).unwrap_or_default();
     let rows: Vec<PayloadRow> = prepared(
         "SELECT e.id, p.headers, p.body, e.traceparent, e.received_at \
            FROM events e JOIN event_payloads p ON p.id = e.id \

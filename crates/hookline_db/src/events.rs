@@ -408,7 +408,7 @@ pub async fn claim_outbox(
     }
     // `claimed` is in id order; the bounds prune the other partitions
     // (`processing::id_bounds`).
-    let (first, last) = crate::processing::id_bounds(&claimed).unwrap_or_default();
+    let (first, last) = crate::processing::id_bounds(claimed.iter().copied()).unwrap_or_default();
     let entries: Vec<OutboxEntry> = events::table
         .filter(events::id.eq_any(&claimed))
         .filter(events::id.between(first, last))

@@ -20,8 +20,11 @@ use crate::{DbError, EventHead};
 /// and a prepared statement's generic plan keeps doing so; the bounds are plain
 /// parameters, which it prunes by when the statement starts. A batch's ids (UUIDv7) come
 /// from a few seconds, so one partition is left (two across midnight).
-pub(crate) fn id_bounds(ids: &[Uuid]) -> Option<(Uuid, Uuid)> {
-    Some((*ids.iter().min()?, *ids.iter().max()?))
+pub(crate) fn id_bounds(ids: impl IntoIterator<Item = Uuid>) -> Option<(Uuid, Uuid)> {
+    ids.into_iter().fold(None, |bounds, id| match bounds {
+        None => Some((id, id)),
+        Some((first, last)) => Some((first.min(id), last.max(id))),
+    })
 }
 
 /// Locks the events among `ids` that exist (`FOR UPDATE`), in id order, and returns them.
@@ -34,7 +37,7 @@ pub async fn lock_events(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> Result<Vec<EventHead>, DbError> {
-    let Some((first, last)) = id_bounds(ids) else {
+    let Some((first, last)) = id_bounds(ids.iter().copied()) else {
         return Ok(Vec::new());
     };
     Ok(events::table
@@ -177,7 +180,7 @@ pub async fn finish_events(
     conn: &mut AsyncPgConnection,
     done: &[(Uuid, Option<&str>)],
 ) -> Result<(), DbError> {
-    let Some((first, last)) = id_bounds(&done.iter().map(|d| d.0).collect::<Vec<_>>()) else {
+    let Some((first, last)) = id_bounds(done.iter().map(|d| d.0)) else {
         return Ok(());
     };
     let state = |error: Option<&str>| {
@@ -273,7 +276,7 @@ pub async fn event_payloads(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> Result<Vec<EventPayload>, DbError> {
-    let Some((first, last)) = id_bounds(ids) else {
+    let Some((first, last)) = id_bounds(ids.iter().copied()) else {
         return Ok(Vec::new());
     };
     let rows: Vec<(Uuid, String, serde_json::Value, Vec<u8>)> = events::table
@@ -317,4 +320,25 @@ pub(crate) fn decode_headers(stored: &serde_json::Value) -> Headers {
         };
         Some((name, value))
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::id_bounds;
+
+    #[test]
+    fn id_bounds_are_the_smallest_and_largest_id_in_any_order() {
+        let ids: Vec<Uuid> = [7u128, 3, 9, 5].into_iter().map(Uuid::from_u128).collect();
+        assert_eq!(
+            id_bounds(ids.iter().copied()),
+            Some((Uuid::from_u128(3), Uuid::from_u128(9)))
+        );
+        assert_eq!(
+            id_bounds([Uuid::from_u128(4)]),
+            Some((Uuid::from_u128(4), Uuid::from_u128(4)))
+        );
+        assert_eq!(id_bounds(std::iter::empty()), None);
+    }
 }
