@@ -2,8 +2,8 @@
 //!
 //! `events.state` holds an [`EventState`] and `transitions.outcome` an [`Outcome`]; their
 //! spelling is the domain's (`as_str`), and only this module turns a column into a type or
-//! back. "Published" is not stored by ingest: an event is `received` while its outbox row
-//! exists and `published` once the broker confirmed it (the row is gone).
+//! back. "Published" is not stored by ingest: an event is `received` while its batch's
+//! outbox row lists it and `published` once the broker confirmed the batch (the row is gone).
 //! [`reported_state`] is the single place that derives it.
 
 use diesel::deserialize::{self, FromSql, FromSqlRow};
@@ -69,12 +69,14 @@ impl ToSql<Text, Pg> for OutcomeColumn {
 pub type ReportedState = SqlLiteral<Text>;
 
 /// An event's state as reported to people and filters: the stored state, except that a
-/// `received` event whose outbox row is gone is `published`. Usable in `SELECT` and
+/// `received` event no outbox row lists is `published` (a batch's row has its events'
+/// `received_at`, so the check is one probe of `outbox_received_at`). Usable in `SELECT` and
 /// `WHERE` on any query over `events`.
 pub(crate) fn reported_state() -> ReportedState {
     sql::<Text>(&format!(
         "(CASE WHEN events.state = '{received}' AND NOT EXISTS \
-           (SELECT 1 FROM outbox WHERE outbox.event_id = events.id) \
+           (SELECT 1 FROM outbox WHERE outbox.received_at = events.received_at \
+                                    AND events.id = ANY(outbox.event_ids)) \
          THEN '{published}' ELSE events.state END)",
         received = EventState::Received.as_str(),
         published = EventState::Published.as_str(),

@@ -136,7 +136,10 @@ static STORE_NEW: LazyLock<String> = LazyLock::new(|| {
          payloads AS (\
            INSERT INTO event_payloads (id, headers, query, body) \
            SELECT i.id, i.headers, i.query, i.body FROM input i JOIN keys k ON k.event_id = i.id), \
-         queued AS (INSERT INTO outbox (event_id, received_at) SELECT id, received_at FROM new) \
+         queued AS (\
+           INSERT INTO outbox (id, received_at, event_ids) \
+           SELECT (array_agg(id ORDER BY id))[1], min(received_at), array_agg(id ORDER BY id) FROM new \
+           HAVING count(*) > 0) \
          SELECT id FROM new",
         live_from = LIVE_FROM.replace("$H", "$11"),
     )
@@ -352,18 +355,33 @@ async fn live_keys(conn: &mut AsyncPgConnection, events: &[&NewEvent]) -> Result
         .collect())
 }
 
-/// Marks events as confirmed by the broker: their outbox rows go, so they count as
-/// `published`. The events rows are not touched, so this never waits on (or undoes) a
-/// worker that is already processing them; returns how many were still waiting.
+/// The key of the outbox row a stored batch wrote: its smallest new event id (the
+/// statement that stores a batch writes one outbox row for all the events it stored, and
+/// keys it so that ingest knows it from the answer alone). `None` if nothing was stored.
+pub fn outbox_key(results: &[InsertResult]) -> Option<Uuid> {
+    results
+        .iter()
+        .filter(|r| !r.duplicate)
+        .map(|r| r.event_id)
+        .min()
+}
+
+/// Marks batches as confirmed by the broker: their outbox rows (by [`outbox_key`]) go,
+/// so their events count as `published`. The events rows are not touched, so this never
+/// waits on (or undoes) a worker that is already processing them; returns how many rows
+/// were still waiting.
 ///
 /// # Errors
 /// [`DbError`].
-pub async fn mark_published(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<usize, DbError> {
-    if ids.is_empty() {
+pub async fn mark_published(
+    conn: &mut AsyncPgConnection,
+    batches: &[Uuid],
+) -> Result<usize, DbError> {
+    if batches.is_empty() {
         return Ok(0);
     }
     Ok(
-        diesel::delete(outbox::table.filter(outbox::event_id.eq_any(ids)))
+        diesel::delete(outbox::table.filter(outbox::id.eq_any(batches)))
             .execute(conn)
             .await?,
     )
@@ -380,10 +398,20 @@ pub struct OutboxEntry {
     pub traceparent: Option<String>,
 }
 
-/// Claims up to `limit` events committed before `cutoff` and still unconfirmed, oldest
-/// first, with `FOR UPDATE SKIP LOCKED`: call it inside a transaction that publishes them
-/// and then [`mark_published`]s them; concurrent relays split the backlog instead of
-/// publishing it twice.
+/// What [`claim_outbox`] claimed: outbox rows and the events they list.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxClaim {
+    /// The claimed rows' keys, for [`mark_published`] once the broker confirmed.
+    pub batches: Vec<Uuid>,
+    /// Their events, in id order.
+    pub events: Vec<OutboxEntry>,
+}
+
+/// Claims up to `limit` outbox rows (group commits) written before `cutoff` and still
+/// unconfirmed, oldest first, with `FOR UPDATE SKIP LOCKED`: call it inside a transaction
+/// that publishes their events and then [`mark_published`]s the batches; concurrent
+/// relays split the backlog instead of publishing it twice. A row none of whose events
+/// exists any more (deleted by hand) is deleted here, not returned.
 ///
 /// # Errors
 /// [`DbError`].
@@ -391,40 +419,50 @@ pub async fn claim_outbox(
     conn: &mut AsyncPgConnection,
     cutoff: OffsetDateTime,
     limit: i64,
-) -> Result<Vec<OutboxEntry>, DbError> {
+) -> Result<OutboxClaim, DbError> {
     // In id order (UUIDv7: arrival order) along the primary key; only outbox rows are
     // locked, never the events a worker may hold.
-    let claimed: Vec<Uuid> = outbox::table
+    let claimed: Vec<(Uuid, Vec<Option<Uuid>>)> = outbox::table
         .filter(outbox::received_at.lt(cutoff))
-        .order(outbox::event_id)
+        .order(outbox::id)
         .limit(limit)
-        .select(outbox::event_id)
+        .select((outbox::id, outbox::event_ids))
         .for_update()
         .skip_locked()
         .load(conn)
         .await?;
-    if claimed.is_empty() {
-        return Ok(Vec::new());
+    let mut ids: Vec<Uuid> = claimed
+        .iter()
+        .flat_map(|(_, ids)| ids.iter().flatten().copied())
+        .collect();
+    if ids.is_empty() {
+        return Ok(OutboxClaim {
+            batches: claimed.into_iter().map(|(batch, _)| batch).collect(),
+            events: Vec::new(),
+        });
     }
-    // `claimed` is in id order; the bounds prune the other partitions
-    // (`processing::id_bounds`).
-    let (first, last) = crate::processing::id_bounds(claimed.iter().copied()).unwrap_or_default();
-    let entries: Vec<OutboxEntry> = events::table
-        .filter(events::id.eq_any(&claimed))
+    ids.sort_unstable();
+    ids.dedup();
+    // The bounds prune the other partitions (`processing::id_bounds`).
+    let (first, last) = crate::processing::id_bounds(ids.iter().copied()).unwrap_or_default();
+    let events: Vec<OutboxEntry> = events::table
+        .filter(events::id.eq_any(&ids))
         .filter(events::id.between(first, last))
         .order(events::id)
         .select((events::id, events::source, events::traceparent))
         .load(conn)
         .await?;
-    if entries.len() < claimed.len() {
-        // Rows deleted by hand: nothing to publish, so their outbox rows go too.
-        let orphans: Vec<Uuid> = claimed
-            .into_iter()
-            .filter(|id| entries.binary_search_by(|e| e.id.cmp(id)).is_err())
-            .collect();
-        mark_published(conn, &orphans).await?;
-    }
-    Ok(entries)
+    let exists = |id: &Uuid| events.binary_search_by(|e| e.id.cmp(id)).is_ok();
+    let (batches, orphans): (Vec<_>, Vec<_>) = claimed
+        .into_iter()
+        .partition(|(_, ids)| ids.iter().flatten().any(exists));
+    // Rows whose events were all deleted by hand: nothing to publish, so they go now.
+    let orphans: Vec<Uuid> = orphans.into_iter().map(|(batch, _)| batch).collect();
+    mark_published(conn, &orphans).await?;
+    Ok(OutboxClaim {
+        batches: batches.into_iter().map(|(batch, _)| batch).collect(),
+        events,
+    })
 }
 
 /// Counts events committed but not yet confirmed by the broker (the outbox backlog).
@@ -433,5 +471,15 @@ pub async fn claim_outbox(
 /// # Errors
 /// [`DbError`].
 pub async fn count_outbox(conn: &mut AsyncPgConnection) -> Result<i64, DbError> {
-    Ok(outbox::table.count().get_result(conn).await?)
+    #[derive(QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let waiting: Waiting = diesel::sql_query(
+        "SELECT coalesce(sum(cardinality(event_ids)), 0)::bigint AS n FROM outbox",
+    )
+    .get_result(conn)
+    .await?;
+    Ok(waiting.n)
 }

@@ -45,7 +45,8 @@ pub use deliveries::{
 pub use diesel_async::AsyncPgConnection;
 pub use error::{DbError, is_retryable};
 pub use events::{
-    InsertResult, NewEvent, OutboxEntry, claim_outbox, count_outbox, insert_events, mark_published,
+    InsertResult, NewEvent, OutboxClaim, OutboxEntry, claim_outbox, count_outbox, insert_events,
+    mark_published, outbox_key,
 };
 pub use models::{Event, EventHead};
 pub use ops::{

@@ -88,9 +88,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    outbox (event_id) {
-        event_id -> Uuid,
+    outbox (id) {
+        id -> Uuid,
         received_at -> Timestamptz,
+        event_ids -> Array<Nullable<Uuid>>,
     }
 }
 

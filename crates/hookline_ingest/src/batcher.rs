@@ -6,7 +6,7 @@ use hookline_telemetry::names;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::outbox::Committed;
+use crate::outbox::{Committed, CommittedBatch};
 use crate::seen::SeenKeys;
 
 /// One request waiting for its row to commit.
@@ -32,7 +32,7 @@ impl Batcher {
         pool: Pool,
         batch_max: usize,
         tasks: usize,
-        committed: mpsc::Sender<Committed>,
+        committed: mpsc::Sender<CommittedBatch>,
         seen: Arc<SeenKeys>,
     ) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel::<Pending>(batch_max * tasks * 4);
@@ -74,7 +74,7 @@ async fn run(
     rx: Arc<Mutex<mpsc::Receiver<Pending>>>,
     pool: Pool,
     batch_max: usize,
-    committed: mpsc::Sender<Committed>,
+    committed: mpsc::Sender<CommittedBatch>,
     seen: Arc<SeenKeys>,
 ) {
     let mut batch = Vec::with_capacity(batch_max);
@@ -118,15 +118,21 @@ async fn run(
                         started + r.expires_in.min(crate::seen::MAX_AGE * 4),
                     )
                 }));
-                for ((row, reply), result) in rows.iter().zip(replies).zip(results) {
-                    if !result.duplicate {
-                        // Full queue: the outbox relay publishes it a little later instead.
-                        let _ = committed.try_send(Committed {
-                            event_id: result.event_id,
+                if let Some(outbox) = hookline_db::outbox_key(&results) {
+                    let events = rows
+                        .iter()
+                        .zip(&results)
+                        .filter(|(_, r)| !r.duplicate)
+                        .map(|(row, r)| Committed {
+                            event_id: r.event_id,
                             source: row.source.clone(),
                             traceparent: row.traceparent.clone(),
-                        });
-                    }
+                        })
+                        .collect();
+                    // Full queue: the outbox relay publishes the batch a little later instead.
+                    let _ = committed.try_send(CommittedBatch { outbox, events });
+                }
+                for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(Ok(result));
                 }
                 tracing::trace!(

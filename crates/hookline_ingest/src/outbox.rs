@@ -17,28 +17,39 @@ pub struct Committed {
     pub traceparent: Option<String>,
 }
 
-const PUBLISH_BATCH: usize = 512;
+/// The new events of one group commit, and the key of the outbox row it wrote for them
+/// ([`hookline_db::outbox_key`]): the row goes once the broker confirmed them all.
+#[derive(Debug, Clone)]
+pub struct CommittedBatch {
+    pub outbox: Uuid,
+    pub events: Vec<Committed>,
+}
+
+/// Group commits published together, with one wait for their confirms.
+const PUBLISH_BATCHES: usize = 16;
 
 /// Event pointers carried by one AMQP message (the worker decides them in one
 /// transaction). One message per group commit rather than per event: the broker's
 /// per-message cost is what bounds a small machine.
 const POINTERS_PER_MESSAGE: usize = 64;
 
-/// Publishes freshly committed events as they arrive, in batches with confirms, then
-/// marks them published. A failed batch is simply dropped: its rows stay `received` and
-/// the relay republishes them.
+/// Publishes freshly committed batches as they arrive, with confirms, then marks them
+/// published. A failed publish is simply dropped: the batches' outbox rows stay and the
+/// relay republishes them.
 pub async fn run_publisher(
-    mut rx: mpsc::Receiver<Committed>,
+    mut rx: mpsc::Receiver<CommittedBatch>,
     publisher: Arc<Publisher>,
     pool: Pool,
 ) {
-    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-        let envelopes: Vec<Envelope> = batch
+    let mut batches = Vec::with_capacity(PUBLISH_BATCHES);
+    while rx.recv_many(&mut batches, PUBLISH_BATCHES).await > 0 {
+        let outbox: Vec<Uuid> = batches.iter().map(|b| b.outbox).collect();
+        let envelopes: Vec<Envelope> = batches
             .drain(..)
+            .flat_map(|b| b.events)
             .map(|c| Envelope::new(c.event_id, c.source, c.traceparent))
             .collect();
-        if let Err(e) = publish_and_mark(&publisher, &pool, &envelopes).await {
+        if let Err(e) = publish_and_mark(&publisher, &pool, &envelopes, &outbox).await {
             tracing::warn!(error = %e, events = envelopes.len(), "publish failed; the outbox relay will retry");
         }
     }
@@ -62,11 +73,11 @@ async fn publish_and_mark(
     publisher: &Publisher,
     pool: &Pool,
     envelopes: &[Envelope],
+    outbox: &[Uuid],
 ) -> Result<(), PublishError> {
     publish_counted(publisher, envelopes).await?;
-    let ids: Vec<Uuid> = envelopes.iter().map(|e| e.event_id).collect();
     let mut conn = pool.get().await.map_err(DbError::from)?;
-    mark_published(&mut conn, &ids).await?;
+    mark_published(&mut conn, outbox).await?;
     Ok(())
 }
 
@@ -140,7 +151,7 @@ pub async fn run_relay(
         }
         loop {
             match relay_once(&publisher, &pool, after).await {
-                Ok(n) if n == RELAY_BATCH as usize => continue, // more backlog: go again now
+                Ok(n) if n == RELAY_BATCHES as usize => continue, // more backlog: go again now
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox relay pass failed; will retry");
@@ -151,9 +162,10 @@ pub async fn run_relay(
     }
 }
 
-const RELAY_BATCH: i64 = 500;
+/// Outbox rows (group commits, up to `ingest.batch_max` events each) per relay pass.
+const RELAY_BATCHES: i64 = 16;
 
-/// One relay pass; returns how many events it republished.
+/// One relay pass; returns how many outbox rows it claimed.
 async fn relay_once(
     publisher: &Publisher,
     pool: &Pool,
@@ -164,20 +176,20 @@ async fn relay_once(
     let backlog = count_outbox(&mut conn).await?;
     metrics::gauge!(names::OUTBOX_BACKLOG).set(backlog as f64);
     conn.transaction::<usize, PublishError, _>(async |conn| {
-        let claimed = claim_outbox(conn, cutoff, RELAY_BATCH).await?;
-        if claimed.is_empty() {
+        let claimed = claim_outbox(conn, cutoff, RELAY_BATCHES).await?;
+        if claimed.batches.is_empty() {
             return Ok(0);
         }
         let envelopes: Vec<Envelope> = claimed
+            .events
             .into_iter()
             .map(|e| Envelope::new(e.id, e.source, e.traceparent))
             .collect();
         publish_counted(publisher, &envelopes).await?;
-        let ids: Vec<Uuid> = envelopes.iter().map(|e| e.event_id).collect();
-        mark_published(conn, &ids).await?;
-        metrics::counter!(names::OUTBOX_REPUBLISHED).increment(ids.len() as u64);
-        tracing::info!(events = ids.len(), "outbox relay republished events");
-        Ok(ids.len())
+        mark_published(conn, &claimed.batches).await?;
+        metrics::counter!(names::OUTBOX_REPUBLISHED).increment(envelopes.len() as u64);
+        tracing::info!(events = envelopes.len(), "outbox relay republished events");
+        Ok(claimed.batches.len())
     })
     .await
 }

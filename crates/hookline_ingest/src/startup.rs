@@ -90,7 +90,9 @@ impl Application {
             tracing::warn!(error = %e, "broker unreachable at start-up; events will wait in the outbox");
         }
 
-        let (committed_tx, committed_rx) = mpsc::channel(65_536);
+        // Group commits waiting to be published (~65 000 events at 16 per batch); beyond that
+        // the relay publishes them.
+        let (committed_tx, committed_rx) = mpsc::channel(4_096);
         let batch_tasks = config.ingest.batchers;
         let (batcher, mut tasks) = Batcher::start(
             pool.clone(),

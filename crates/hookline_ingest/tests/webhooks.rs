@@ -559,7 +559,7 @@ async fn committed_events_are_published_and_marked_published() {
         || async {
             (count(
                 &db,
-                "SELECT count(*) AS n FROM events e WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id)",
+                "SELECT count(*) AS n FROM events e WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE e.id = ANY(o.event_ids))",
             )
             .await
             .ok()?
@@ -614,7 +614,7 @@ async fn broker_down_keeps_accepting_and_the_outbox_drains_when_it_returns() {
         || async {
             (count(
                 &db,
-                "SELECT count(*) AS n FROM events e WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id)",
+                "SELECT count(*) AS n FROM events e WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE e.id = ANY(o.event_ids))",
             )
             .await
             .ok()?

@@ -189,7 +189,7 @@ pub fn new_event(source: &str, dedup_key: &str) -> NewEvent {
 }
 
 /// Stores `event` through [`insert_events`], as ingest would (state `received`, with its
-/// outbox row).
+/// batch's outbox row).
 ///
 /// # Panics
 /// If the insert fails.
