@@ -139,8 +139,10 @@ pub struct AmqpConfig {
 pub struct IngestConfig {
     /// Most requests committed by one INSERT.
     pub batch_max: usize,
-    /// Group-commit statements in flight at once. Fewer means larger batches, which is
-    /// what a CPU-bound database wants; more hides a slow statement behind another.
+    /// Group-commit statements in flight at most. While one is in flight the next batch
+    /// keeps filling, and goes out beside it only once it holds a quarter of `batch_max`
+    /// or has waited 20 ms: larger batches are what a CPU-bound database wants, and a slow
+    /// statement still has others going past it.
     pub batchers: usize,
     /// Republish events still unconfirmed this long after commit.
     pub relay_after_ms: u64,
