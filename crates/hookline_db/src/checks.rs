@@ -103,7 +103,8 @@ pub async fn integrity_figures(
          SELECT \
            (SELECT count(*) FROM ev) AS events, \
            (SELECT count(*) FROM resources WHERE source = $1) AS resources, \
-           (SELECT count(*) FROM unnest($5::uuid[]) AS a(id) WHERE NOT EXISTS (SELECT 1 FROM ev WHERE ev.id = a.id)) \
+           (SELECT count(*) FROM unnest($5::uuid[]) AS a(id) \
+              WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = a.id AND e.source = $1)) \
              AS acknowledged_lost, \
            (SELECT count(*) FROM (SELECT event_id FROM tr GROUP BY event_id HAVING count(*) > 1) twice) \
              AS decided_twice, \
