@@ -97,9 +97,11 @@ pub async fn integrity_figures(
         .collect();
     Ok(diesel::sql_query(
         "WITH rank AS (SELECT * FROM unnest($2::text[], $3::int[]) AS r(status, rank)), \
-         ev AS (SELECT id, resource_key, upper(status) AS status, state FROM events WHERE source = $1), \
-         tr AS (SELECT event_id, upper(from_status) AS from_status, upper(to_status) AS to_status, outcome \
-                FROM transitions WHERE source = $1 AND outcome <> $6) \
+         ev AS NOT MATERIALIZED (SELECT id, resource_key, upper(status) AS status, state FROM events WHERE source = $1), \
+         tr AS NOT MATERIALIZED (SELECT event_id, upper(from_status) AS from_status, upper(to_status) AS to_status, outcome \
+                FROM transitions WHERE source = $1 AND outcome <> $6), \
+         top AS (SELECT ev.resource_key, max(rank.rank) AS rank FROM ev JOIN rank USING (status) \
+                 GROUP BY ev.resource_key) \
          SELECT \
            (SELECT count(*) FROM ev) AS events, \
            (SELECT count(*) FROM resources WHERE source = $1) AS resources, \
@@ -115,8 +117,8 @@ pub async fn integrity_figures(
               WHERE tr.outcome = $8 AND tr.from_status IS NOT NULL \
                 AND (f.rank IS NULL OR t.rank <= f.rank OR tr.from_status = ANY($4))) AS applied_downgrades, \
            (SELECT count(*) FROM resources r JOIN rank cur ON cur.status = upper(r.status) \
-              WHERE r.source = $1 AND cur.rank < (SELECT max(rank.rank) FROM ev JOIN rank USING (status) \
-                                                 WHERE ev.resource_key = r.resource_key)) AS resources_behind, \
+              JOIN top ON top.resource_key = r.resource_key \
+              WHERE r.source = $1 AND cur.rank < top.rank) AS resources_behind, \
            (SELECT count(*) FROM ev WHERE state <> ALL($9)) AS not_final, \
            (SELECT count(*) FROM ev WHERE state = ANY($10)) AS failed_or_dead",
     )
