@@ -104,8 +104,8 @@ async fn after_the_node_in_use_drops_its_connections_clients_reconnect_to_the_ne
         .await
         .unwrap();
     let publisher = Publisher::new(&nodes, topology.clone(), Vec::new(), "queue-test");
-    let sent = publish_one(&publisher).await;
-    assert_eq!(consume_one(&mut consumer).await, vec![sent]);
+    let before = publish_one(&publisher).await;
+    assert_eq!(consume_one(&mut consumer).await, vec![before.clone()]);
     let on_first = first.accepted();
     assert_eq!(
         (on_first, second.accepted()),
@@ -127,7 +127,14 @@ async fn after_the_node_in_use_drops_its_connections_clients_reconnect_to_the_ne
     let mut consumer = Consumer::open(&nodes, &topology, &[], 10, "queue-test-consumer")
         .await
         .unwrap();
-    assert_eq!(consume_one(&mut consumer).await, vec![sent]);
+    // The first message's ack can still have been on its way when node 0 cut the
+    // connection; the broker then delivers that message again (at least once). Anything
+    // else first is a failure.
+    let mut got = consume_one(&mut consumer).await;
+    if got == vec![before] {
+        got = consume_one(&mut consumer).await;
+    }
+    assert_eq!(got, vec![sent]);
     assert_eq!(
         first.accepted(),
         on_first,
