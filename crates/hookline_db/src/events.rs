@@ -431,16 +431,13 @@ pub async fn claim_outbox(
         .skip_locked()
         .load(conn)
         .await?;
+    if claimed.is_empty() {
+        return Ok(OutboxClaim::default());
+    }
     let mut ids: Vec<Uuid> = claimed
         .iter()
         .flat_map(|(_, ids)| ids.iter().flatten().copied())
         .collect();
-    if ids.is_empty() {
-        return Ok(OutboxClaim {
-            batches: claimed.into_iter().map(|(batch, _)| batch).collect(),
-            events: Vec::new(),
-        });
-    }
     ids.sort_unstable();
     ids.dedup();
     // The bounds prune the other partitions (`processing::id_bounds`).

@@ -301,13 +301,23 @@ mod tests {
 
     /// Runs [`fill_batch`] in a task of its own (8 at most per batch, so a quarter is 2).
     fn spawn_fill(
-        mut rx: mpsc::Receiver<Pending>,
-        in_flight: Arc<InFlight>,
+        rx: mpsc::Receiver<Pending>,
+        in_flight: &Arc<InFlight>,
         wait_at_most: Duration,
     ) -> tokio::task::JoinHandle<Filled> {
+        spawn_fill_max(rx, in_flight, 8, wait_at_most)
+    }
+
+    fn spawn_fill_max(
+        mut rx: mpsc::Receiver<Pending>,
+        in_flight: &Arc<InFlight>,
+        batch_max: usize,
+        wait_at_most: Duration,
+    ) -> tokio::task::JoinHandle<Filled> {
+        let in_flight = in_flight.clone();
         tokio::spawn(async move {
             let mut batch = Vec::new();
-            assert!(fill_batch(&mut rx, &mut batch, 8, &in_flight, wait_at_most).await);
+            assert!(fill_batch(&mut rx, &mut batch, batch_max, &in_flight, wait_at_most).await);
             (batch.len(), rx)
         })
     }
@@ -324,25 +334,18 @@ mod tests {
         let (tx, rx) = mpsc::channel(16);
         let in_flight = Arc::new(InFlight::default());
         tx.send(pending()).await.unwrap();
-        let (n, _) = finished(spawn_fill(rx, in_flight, LONG)).await;
+        let (n, _) = finished(spawn_fill(rx, &in_flight, LONG)).await;
         assert_eq!(n, 1);
     }
 
     #[tokio::test]
     async fn while_a_statement_is_in_flight_the_next_batch_fills_until_it_ends() {
         // batch_max 64: a quarter (16) is never reached here, so only the end releases it.
-        let (tx, mut rx) = mpsc::channel(128);
+        let (tx, rx) = mpsc::channel(128);
         let in_flight = Arc::new(InFlight::default());
         let statement = in_flight.start();
         tx.send(pending()).await.unwrap();
-        let waiting = {
-            let in_flight = in_flight.clone();
-            tokio::spawn(async move {
-                let mut batch = Vec::new();
-                assert!(fill_batch(&mut rx, &mut batch, 64, &in_flight, LONG).await);
-                batch.len()
-            })
-        };
+        let waiting = spawn_fill_max(rx, &in_flight, 64, LONG);
         for _ in 0..4 {
             tokio::time::sleep(Duration::from_millis(20)).await;
             tx.send(pending()).await.unwrap();
@@ -353,10 +356,7 @@ mod tests {
             "the batch went out beside the statement"
         );
         drop(statement);
-        let n = tokio::time::timeout(PATIENCE, waiting)
-            .await
-            .expect("released when the statement ended")
-            .unwrap();
+        let (n, _) = finished(waiting).await;
         assert_eq!(n, 5, "everything that arrived meanwhile");
     }
 
@@ -364,10 +364,9 @@ mod tests {
     async fn a_batch_that_reached_a_quarter_of_batch_max_goes_out_beside_the_statement() {
         let (tx, rx) = mpsc::channel(16);
         let in_flight = Arc::new(InFlight::default());
-        let shared = in_flight.clone();
-        let _statement = shared.start();
+        let _statement = in_flight.start();
         tx.send(pending()).await.unwrap();
-        let waiting = spawn_fill(rx, in_flight, LONG);
+        let waiting = spawn_fill(rx, &in_flight, LONG);
         tokio::time::sleep(Duration::from_millis(20)).await;
         tx.send(pending()).await.unwrap();
         let (n, _) = finished(waiting).await;
@@ -378,10 +377,9 @@ mod tests {
     async fn a_batch_waits_for_a_stuck_statement_only_so_long() {
         let (tx, rx) = mpsc::channel(16);
         let in_flight = Arc::new(InFlight::default());
-        let shared = in_flight.clone();
-        let _stuck = shared.start();
+        let _stuck = in_flight.start();
         tx.send(pending()).await.unwrap();
-        let (n, _) = finished(spawn_fill(rx, in_flight, Duration::from_millis(10))).await;
+        let (n, _) = finished(spawn_fill(rx, &in_flight, Duration::from_millis(10))).await;
         assert_eq!(n, 1);
     }
 
